@@ -1,0 +1,67 @@
+#include "util.h"
+
+#include "xmalloc.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <time.h>
+
+int util_random(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+void util_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+char *util_base64(const unsigned char *in, size_t len)
+{
+    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+char *util_base64url(const unsigned char *in, size_t len)
+{
+    char *s = util_base64(in, len);
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '=')
+        s[--n] = '\0';
+    for (char *p = s; *p != '\0'; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    return s;
+}
+
+int util_unbase64(const char *in, unsigned char *out, size_t cap, size_t *outlen)
+{
+    size_t n = strlen(in);
+    if (n % 4 != 0 || 3 * (n / 4) > cap)
+        return -1;
+    int m = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (m < 0)
+        return -1;
+    size_t pad = (n > 0 && in[n - 1] == '=') + (n > 1 && in[n - 2] == '=');
+    *outlen = (size_t)m - pad;
+    return 0;
+}
+
+uint64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int util_equal_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}

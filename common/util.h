@@ -1,0 +1,22 @@
+/* Small helpers: random ids, hex, base64url, time formatting. */
+#ifndef RAISE_UTIL_H
+#define RAISE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Cryptographically random bytes (OpenSSL RAND_bytes). 0 ok, -1 error. */
+int util_random(void *buf, size_t len);
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void util_hex(const unsigned char *in, size_t len, char *out);
+/* Unpadded base64url of len bytes; owned string. */
+char *util_base64url(const unsigned char *in, size_t len);
+/* Standard base64 (padded) encode/decode; decode returns -1 on bad input. */
+char *util_base64(const unsigned char *in, size_t len);
+int util_unbase64(const char *in, unsigned char *out, size_t cap, size_t *outlen);
+/* Monotonic milliseconds. */
+uint64_t util_now_ms(void);
+/* Constant-time comparison; 1 if equal. */
+int util_equal_ct(const void *a, const void *b, size_t len);
+
+#endif

@@ -1,0 +1,404 @@
+#include "http.h"
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "problem.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+TAILQ_HEAD(req_list, http_req);
+
+struct http_server {
+    int worker_id;
+    struct event_base *base;           /* borrowed */
+    struct evhttp *http;               /* owned */
+    struct evhttp_bound_socket *bound; /* owned by http; NULL once we stop accepting */
+    struct db_pool *db;                /* borrowed */
+    int max_conns;
+    int paused;
+    int stopping;
+    struct req_list inflight;
+    int ninflight;
+};
+
+/* Connections are counted per worker through an SSL ex_data slot whose free callback runs
+ * when libevent frees the SSL (the connection is gone), whenever that happens. The slots
+ * outlive every http_server so a late free never touches freed memory. */
+struct conn_slot {
+    int count;
+    struct http_server *hs; /* borrowed; NULL once freed */
+};
+static struct conn_slot slots[LIMIT_WORKERS_MAX + 1];
+static int ssl_slot_index = -1;
+
+static void conn_gone(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    struct conn_slot *slot = ptr;
+    if (slot == NULL)
+        return;
+    slot->count--;
+    metrics_gauge_add(GAUGE_CONNECTIONS, -1);
+    struct http_server *hs = slot->hs;
+    if (hs != NULL && hs->paused && hs->bound != NULL && slot->count < hs->max_conns) {
+        evconnlistener_enable(evhttp_bound_socket_get_listener(hs->bound));
+        hs->paused = 0;
+    }
+}
+
+void http_global_init(void)
+{
+    if (ssl_slot_index < 0)
+        ssl_slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_gone);
+}
+
+static struct bufferevent *new_conn(struct event_base *base, void *arg)
+{
+    struct http_server *hs = arg;
+    struct conn_slot *slot = &slots[hs->worker_id];
+    SSL *ssl = server_ssl_new();
+    if (ssl == NULL)
+        return NULL;
+    SSL_set_ex_data(ssl, ssl_slot_index, slot);
+    slot->count++;
+    metrics_gauge_add(GAUGE_CONNECTIONS, 1);
+    if (slot->count >= hs->max_conns && !hs->paused && hs->bound != NULL) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(hs->bound));
+        hs->paused = 1;
+        metrics_count(COUNTER_CONN_REJECTED);
+        log_warn("http: %d connections open, pausing accept", slot->count);
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static int method_of(enum evhttp_cmd_type t)
+{
+    static const struct {
+        enum evhttp_cmd_type ev;
+        int method;
+    } map[] = {
+        {EVHTTP_REQ_GET, METHOD_GET},         {EVHTTP_REQ_HEAD, METHOD_HEAD},
+        {EVHTTP_REQ_POST, METHOD_POST},       {EVHTTP_REQ_PUT, METHOD_PUT},
+        {EVHTTP_REQ_PATCH, METHOD_PATCH},     {EVHTTP_REQ_DELETE, METHOD_DELETE},
+        {EVHTTP_REQ_OPTIONS, METHOD_OPTIONS},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (map[i].ev == t)
+            return map[i].method;
+    return METHOD_OTHER;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    default:
+        return problem_title_for(status);
+    }
+}
+
+static void req_free(struct http_req *r)
+{
+    TAILQ_REMOVE(&r->server->inflight, r, entry);
+    r->server->ninflight--;
+    metrics_gauge_add(GAUGE_INFLIGHT, -1);
+    free(r);
+}
+
+/* The client connection is being freed while we still hold its request. */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_req *r = arg;
+    log_info("request %s: client connection closed before the reply", r->id);
+    r->ev = NULL;
+    if (r->query != NULL)
+        db_query_orphan(r->query);
+    req_free(r);
+}
+
+static void access_log(const struct http_req *r, int status, const char *method)
+{
+    double secs = (double)(now_us() - r->start_us) / 1e6;
+    metrics_request(r->route ? routes_index(r->route) : -1, status, secs);
+    log_info("access method=%s route=%s status=%d ms=%.2f req=%s user=%s", method,
+             r->route ? r->route->pattern : "-", status, secs * 1000.0, r->id,
+             r->user_id ? r->user_id : "-");
+}
+
+void http_add_header(struct http_req *r, const char *name, const char *value)
+{
+    if (r->ev != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
+}
+
+void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
+{
+    const char *method = "-";
+    if (r->ev != NULL) {
+        method = router_method_name(method_of(evhttp_request_get_command(r->ev)));
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+        evhttp_add_header(h, "Content-Type", content_type);
+        evhttp_add_header(h, "X-Request-Id", r->id);
+        evhttp_add_header(h, "Cache-Control", "no-store");
+        evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+        evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+        if (r->server->stopping)
+            evhttp_add_header(h, "Connection", "close");
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
+        evhttp_send_reply(r->ev, status, reason(status), body);
+    }
+    access_log(r, status, method);
+    if (body != NULL)
+        evbuffer_free(body);
+    req_free(r);
+}
+
+void http_reply_json(struct http_req *r, int status, json_object *o)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t len;
+    const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    evbuffer_add(b, s, len);
+    evbuffer_add(b, "\n", 1);
+    json_object_put(o);
+    http_reply(r, status, "application/json; charset=utf-8", b);
+}
+
+void http_reply_problem(struct http_req *r, struct problem *p)
+{
+    char *s = problem_to_json(p);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    evbuffer_add(b, "\n", 1);
+    free(s);
+    if (problem_retry_after(p) > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", problem_retry_after(p));
+        http_add_header(r, "Retry-After", v);
+    }
+    int status = problem_status(p);
+    problem_free(p);
+    http_reply(r, status, "application/problem+json", b);
+}
+
+void http_reply_error(struct http_req *r, int status, const char *detail)
+{
+    http_reply_problem(r, problem_new(status, "%s", detail));
+}
+
+void http_reply_unavailable(struct http_req *r)
+{
+    struct problem *p = problem_new(503, "the database is unavailable; try again shortly");
+    problem_set_retry_after(p, LIMIT_RETRY_AFTER_S);
+    http_reply_problem(r, p);
+}
+
+void http_reply_db_error(struct http_req *r, PGresult *res)
+{
+    log_error("request %s: database error sqlstate=%s", r->id, db_sqlstate(res));
+    http_reply_error(r, 500, "the request could not be completed; it has been logged");
+}
+
+struct db_pool *http_db(const struct http_req *r)
+{
+    return r->server->db;
+}
+
+static void on_db(enum db_status st, PGresult *res, void *arg)
+{
+    struct http_req *r = arg;
+    r->query = NULL;
+    if (st == DB_UNAVAILABLE) {
+        http_reply_unavailable(r);
+        return;
+    }
+    r->db_cb(r, st, res);
+}
+
+int http_query(struct http_req *r, const char *sql, int nparams, const char *const *params,
+               http_db_cb cb)
+{
+    r->db_cb = cb;
+    r->query = db_query(r->server->db, sql, nparams, params, on_db, r);
+    if (r->query == NULL) {
+        http_reply_unavailable(r);
+        return -1;
+    }
+    return 0;
+}
+
+char *http_query_param(const struct http_req *r, const char *name)
+{
+    if (r->ev == NULL)
+        return NULL;
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->ev));
+    struct evkeyvalq params;
+    if (q == NULL || evhttp_parse_query_str(q, &params) != 0)
+        return NULL;
+    const char *v = evhttp_find_header(&params, name);
+    char *out = v ? xstrdup(v) : NULL;
+    evhttp_clear_headers(&params);
+    return out;
+}
+
+int http_is_local(const struct http_req *r)
+{
+    if (r->ev == NULL)
+        return 0;
+    char *addr = NULL;
+    ev_uint16_t port;
+    evhttp_connection_get_peer(evhttp_request_get_connection(r->ev), &addr, &port);
+    return addr != NULL && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+                            strncmp(addr, "::ffff:127.", 11) == 0);
+}
+
+static struct http_req *req_new(struct http_server *hs, struct evhttp_request *ev)
+{
+    struct http_req *r = xcalloc(1, sizeof(*r));
+    unsigned char raw[LIMIT_REQUEST_ID / 2];
+    r->ev = ev;
+    r->server = hs;
+    r->start_us = now_us();
+    util_random(raw, sizeof(raw));
+    util_hex(raw, sizeof(raw), r->id);
+    TAILQ_INSERT_TAIL(&hs->inflight, r, entry);
+    hs->ninflight++;
+    metrics_gauge_add(GAUGE_INFLIGHT, 1);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(ev), conn_closed, r);
+    return r;
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct http_server *hs = arg;
+    struct http_req *r = req_new(hs, ev);
+    int method = method_of(evhttp_request_get_command(ev));
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev));
+    int allow = 0;
+    char allow_s[80];
+
+    switch (router_match(routes, routes_count, method, path, &r->route, &r->params, &allow)) {
+    case ROUTER_NOT_FOUND:
+        http_reply_error(r, 404, "there is no resource at this path");
+        return;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        http_add_header(r, "Allow", router_allow_string(allow, allow_s, sizeof(allow_s)));
+        http_reply_error(r, 405, "this resource does not accept that method");
+        return;
+    case ROUTER_FOUND:
+        break;
+    }
+    const char *detail, *ctype;
+    ctype = evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Type");
+    size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(ev));
+    int status = router_check_body(r->route, ctype, len, &detail);
+    if (status != 0) {
+        http_reply_error(r, status, detail);
+        return;
+    }
+    r->route->handler(r);
+}
+
+struct http_server *http_server_new(struct event_base *base, int worker_id, int listen_fd,
+                                    const struct config *cfg, struct db_pool *db)
+{
+    struct http_server *hs = xcalloc(1, sizeof(*hs));
+    hs->worker_id = worker_id;
+    hs->base = base;
+    hs->db = db;
+    hs->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
+    TAILQ_INIT(&hs->inflight);
+    slots[worker_id].hs = hs;
+
+    hs->http = evhttp_new(base);
+    evhttp_set_bevcb(hs->http, new_conn, hs);
+    evhttp_set_gencb(hs->http, on_request, hs);
+    evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(hs->http, (ev_ssize_t)cfg->max_header_size);
+    evhttp_set_max_body_size(hs->http, (ev_ssize_t)cfg->max_body_size);
+    evhttp_set_timeout(hs->http, cfg->request_timeout);
+    evhttp_set_default_content_type(hs->http, "application/json; charset=utf-8");
+
+    struct evconnlistener *l = evconnlistener_new(
+        base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
+    if (l == NULL || (hs->bound = evhttp_bind_listener(hs->http, l)) == NULL) {
+        log_error("http: worker %d cannot listen", worker_id);
+        if (l != NULL)
+            evconnlistener_free(l);
+        http_server_free(hs);
+        return NULL;
+    }
+    return hs;
+}
+
+void http_server_stop_accepting(struct http_server *hs)
+{
+    hs->stopping = 1;
+    if (hs->bound != NULL) {
+        evhttp_del_accept_socket(hs->http, hs->bound);
+        hs->bound = NULL;
+    }
+}
+
+int http_server_inflight(const struct http_server *hs)
+{
+    return hs->ninflight;
+}
+
+void http_server_free(struct http_server *hs)
+{
+    if (hs == NULL)
+        return;
+    hs->bound = NULL;
+    slots[hs->worker_id].hs = NULL;
+    struct http_req *r;
+    while ((r = TAILQ_FIRST(&hs->inflight)) != NULL) {
+        log_warn("request %s: abandoned at shutdown", r->id);
+        if (r->ev != NULL)
+            evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
+        if (r->query != NULL)
+            db_query_orphan(r->query);
+        req_free(r);
+    }
+    if (hs->http != NULL)
+        evhttp_free(hs->http);
+    free(hs);
+}

@@ -1,0 +1,71 @@
+/* The HTTP side of one worker: evhttp over bufferevent_openssl, the request context that
+ * handlers receive, and replies (JSON, problem+json, text). Every request ends in exactly one
+ * http_reply*, which writes the access-log line and frees the context. */
+#ifndef RAISE_HTTP_H
+#define RAISE_HTTP_H
+
+#include "db.h"
+#include "raise_limits.h"
+#include "router.h"
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct config;
+struct evbuffer;
+struct event_base;
+struct evhttp_request;
+struct problem;
+struct http_server;
+
+typedef void (*http_db_cb)(struct http_req *r, enum db_status st, PGresult *res);
+
+struct http_req {
+    struct evhttp_request *ev;  /* borrowed; NULL once the client connection is gone */
+    struct http_server *server; /* borrowed */
+    const struct route *route;  /* borrowed; NULL when unmatched */
+    struct route_params params;
+    char id[LIMIT_REQUEST_ID + 1];
+    uint64_t start_us;
+    struct db_query *query; /* borrowed handle while a query is pending */
+    http_db_cb db_cb;
+    const char *user_id; /* borrowed; for the access log once signed in */
+    TAILQ_ENTRY(http_req) entry;
+};
+
+/* One per worker. listen_fd is a listening socket the server owns from now on. */
+struct http_server *http_server_new(struct event_base *base, int worker_id, int listen_fd,
+                                    const struct config *cfg, struct db_pool *db);
+/* Stop accepting new connections (graceful stop begins). */
+void http_server_stop_accepting(struct http_server *hs);
+/* Requests being handled right now. */
+int http_server_inflight(const struct http_server *hs);
+/* Closes every connection; in-flight requests are orphaned (no reply). Safe with NULL. */
+void http_server_free(struct http_server *hs);
+/* Called once at start-up, before any worker runs: registers the SSL ex_data slot. */
+void http_global_init(void);
+
+struct db_pool *http_db(const struct http_req *r);
+/* Send a query for this request; cb runs with the result. On DB_UNAVAILABLE the request has
+ * already been answered 503 and cb is not called. -1 if the query could not even be queued
+ * (503 already sent): the caller must return without touching r. */
+int http_query(struct http_req *r, const char *sql, int nparams, const char *const *params,
+               http_db_cb cb);
+
+void http_add_header(struct http_req *r, const char *name, const char *value);
+/* Query-string parameter (decoded) or NULL; owned by the caller. */
+char *http_query_param(const struct http_req *r, const char *name);
+/* 1 if the client connected from a loopback address. */
+int http_is_local(const struct http_req *r);
+
+/* Replies. body/o/p are consumed. */
+void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);
+void http_reply_json(struct http_req *r, int status, json_object *o);
+void http_reply_problem(struct http_req *r, struct problem *p);
+void http_reply_error(struct http_req *r, int status, const char *detail);
+void http_reply_unavailable(struct http_req *r);
+/* A database error nobody planned for: logs the SQLSTATE (never the data), answers 500. */
+void http_reply_db_error(struct http_req *r, PGresult *res);
+
+#endif

@@ -1,0 +1,144 @@
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define MAX_ROUTES 96
+
+static const int statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404,
+                               405, 406, 409, 413, 415, 422, 429, 500, 503};
+#define NSTATUS      (sizeof(statuses) / sizeof(statuses[0]))
+#define OTHER_STATUS NSTATUS
+
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static const char *const gauge_names[GAUGE_COUNT][2] = {
+    {"raise_open_connections", "Open client connections"},
+    {"raise_db_connections{state=\"idle\"}", NULL},
+    {"raise_db_connections{state=\"busy\"}", NULL},
+    {"raise_db_queued_queries", "Queries waiting for a database connection"},
+    {"raise_requests_in_flight", "Requests being handled"},
+};
+
+static const char *const counter_names[COUNTER_COUNT][2] = {
+    {"raise_db_errors_total", "Statements that failed in the database"},
+    {"raise_db_unavailable_total", "Queries refused or lost because no connection was live"},
+    {"raise_db_connects_total", "Database connections established"},
+    {"raise_tls_reloads_total", "Successful certificate reloads"},
+    {"raise_connections_paused_total", "Times accepting paused at max_connections"},
+};
+
+static const char *const *route_names;
+static size_t nroutes;
+static _Atomic long requests[MAX_ROUTES + 1][NSTATUS + 1];
+static _Atomic long hist[NBUCKETS + 1];
+static _Atomic long hist_sum_us;
+static _Atomic long gauges[GAUGE_COUNT];
+static _Atomic long counters[COUNTER_COUNT];
+
+void metrics_init(const char *const *names, size_t n)
+{
+    route_names = names;
+    nroutes = n < MAX_ROUTES ? n : MAX_ROUTES;
+}
+
+void metrics_gauge_add(enum metrics_gauge g, long delta)
+{
+    atomic_fetch_add_explicit(&gauges[g], delta, memory_order_relaxed);
+}
+
+long metrics_gauge_get(enum metrics_gauge g)
+{
+    return atomic_load_explicit(&gauges[g], memory_order_relaxed);
+}
+
+void metrics_count(enum metrics_counter c)
+{
+    atomic_fetch_add_explicit(&counters[c], 1, memory_order_relaxed);
+}
+
+void metrics_request(int route, int status, double seconds)
+{
+    size_t r = route < 0 || (size_t)route >= nroutes ? MAX_ROUTES : (size_t)route;
+    size_t s = OTHER_STATUS, b = NBUCKETS;
+    for (size_t i = 0; i < NSTATUS; i++)
+        if (statuses[i] == status)
+            s = i;
+    for (size_t i = 0; i < NBUCKETS && b == NBUCKETS; i++)
+        if (seconds <= buckets[i])
+            b = i;
+    atomic_fetch_add_explicit(&requests[r][s], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hist[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hist_sum_us, (long)(seconds * 1e6), memory_order_relaxed);
+}
+
+static void render_requests(struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "# HELP raise_http_requests_total HTTP requests by route and "
+                             "status\n# TYPE raise_http_requests_total counter\n");
+    for (size_t r = 0; r <= MAX_ROUTES; r++) {
+        if (r >= nroutes && r != MAX_ROUTES)
+            continue;
+        const char *name = r == MAX_ROUTES ? "unmatched" : route_names[r];
+        for (size_t s = 0; s <= NSTATUS; s++) {
+            long v = atomic_load_explicit(&requests[r][s], memory_order_relaxed);
+            if (v == 0)
+                continue;
+            if (s == OTHER_STATUS)
+                evbuffer_add_printf(out,
+                                    "raise_http_requests_total{route=\"%s\",status=\"other\"} "
+                                    "%ld\n",
+                                    name, v);
+            else
+                evbuffer_add_printf(out,
+                                    "raise_http_requests_total{route=\"%s\",status=\"%d\"} %ld\n",
+                                    name, statuses[s], v);
+        }
+    }
+}
+
+static void render_histogram(struct evbuffer *out)
+{
+    long cum = 0;
+    evbuffer_add_printf(out, "# HELP raise_http_request_duration_seconds Time from request to "
+                             "reply\n# TYPE raise_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= NBUCKETS; i++) {
+        cum += atomic_load_explicit(&hist[i], memory_order_relaxed);
+        if (i < NBUCKETS)
+            evbuffer_add_printf(out, "raise_http_request_duration_seconds_bucket{le=\"%g\"} %ld\n",
+                                buckets[i], cum);
+        else
+            evbuffer_add_printf(
+                out, "raise_http_request_duration_seconds_bucket{le=\"+Inf\"} %ld\n", cum);
+    }
+    evbuffer_add_printf(out, "raise_http_request_duration_seconds_sum %.6f\n",
+                        (double)atomic_load(&hist_sum_us) / 1e6);
+    evbuffer_add_printf(out, "raise_http_request_duration_seconds_count %ld\n", cum);
+}
+
+void metrics_render(struct evbuffer *out)
+{
+    render_requests(out);
+    render_histogram(out);
+    for (int g = 0; g < GAUGE_COUNT; g++) {
+        if (gauge_names[g][1] != NULL) {
+            char base[64];
+            size_t n = strcspn(gauge_names[g][0], "{");
+            memcpy(base, gauge_names[g][0], n);
+            base[n] = '\0';
+            evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", base, gauge_names[g][1],
+                                base);
+        } else if (g == GAUGE_DB_IDLE) {
+            evbuffer_add_printf(out, "# HELP raise_db_connections Pool connections by state\n"
+                                     "# TYPE raise_db_connections gauge\n");
+        }
+        evbuffer_add_printf(out, "%s %ld\n", gauge_names[g][0], metrics_gauge_get(g));
+    }
+    for (int c = 0; c < COUNTER_COUNT; c++)
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %ld\n", counter_names[c][0],
+                            counter_names[c][1], counter_names[c][0], counter_names[c][0],
+                            atomic_load(&counters[c]));
+}

@@ -1,0 +1,36 @@
+/* Process-wide counters and gauges (C11 atomics), rendered as Prometheus text. */
+#ifndef RAISE_METRICS_H
+#define RAISE_METRICS_H
+
+#include <stddef.h>
+
+struct evbuffer;
+
+enum metrics_gauge {
+    GAUGE_CONNECTIONS, /* open client connections */
+    GAUGE_DB_IDLE,     /* pool connections idle */
+    GAUGE_DB_BUSY,     /* pool connections running a query */
+    GAUGE_DB_QUEUED,   /* queries waiting for a connection */
+    GAUGE_INFLIGHT,    /* requests being handled */
+    GAUGE_COUNT
+};
+
+enum metrics_counter {
+    COUNTER_DB_ERRORS,      /* statements that failed */
+    COUNTER_DB_UNAVAILABLE, /* queries refused or lost: no connection */
+    COUNTER_DB_CONNECTS,    /* successful (re)connections */
+    COUNTER_TLS_RELOADS,
+    COUNTER_CONN_REJECTED, /* listener paused at max_connections */
+    COUNTER_COUNT
+};
+
+/* Routes are identified by their index in the route table; ntable + 1 = "unmatched". */
+void metrics_init(const char *const *route_names, size_t nroutes);
+void metrics_gauge_add(enum metrics_gauge g, long delta);
+long metrics_gauge_get(enum metrics_gauge g);
+void metrics_count(enum metrics_counter c);
+/* route: index into the table, or -1 for unmatched. */
+void metrics_request(int route, int status, double seconds);
+void metrics_render(struct evbuffer *out);
+
+#endif

@@ -1,0 +1,19 @@
+/* The route table: every route the server answers, with its access rule and body limit. */
+#ifndef RAISE_ROUTES_H
+#define RAISE_ROUTES_H
+
+#include "router.h"
+
+extern const struct route routes[];
+extern const size_t routes_count;
+
+/* Index of a route in the table (for metrics). */
+int routes_index(const struct route *r);
+/* Register route names with the metrics module. */
+void routes_init_metrics(void);
+
+/* Handlers, one module each. */
+void health_get(struct http_req *r);
+void metrics_get(struct http_req *r);
+
+#endif
