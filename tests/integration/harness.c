@@ -1,0 +1,232 @@
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include "xmalloc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct itest_env itest;
+
+void itest_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int itest_sh(const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&cmd, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    int st = system(cmd);
+    free(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int itest_sql(const char *sql)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/sql.%d", itest.dir, getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(sql, f);
+    fclose(f);
+    int rc = itest_sh("psql -X -q -v ON_ERROR_STOP=1 '%s' -f '%s' >/dev/null 2>&1", itest.conninfo,
+                      path);
+    unlink(path);
+    return rc;
+}
+
+char *itest_sql_value(const char *sql)
+{
+    char path[PATH_MAX + 16], cmd[PATH_MAX * 2 + 512];
+    snprintf(path, sizeof(path), "%s/sql.%d", itest.dir, getpid());
+    FILE *f = fopen(path, "w");
+    fputs(sql, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "psql -X -q -tA '%s' -f '%s' 2>/dev/null", itest.conninfo, path);
+    FILE *p = popen(cmd, "r");
+    char line[4096];
+    char *out = NULL;
+    if (p != NULL && fgets(line, sizeof(line), p) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        out = xstrdup(line);
+    }
+    if (p != NULL)
+        pclose(p);
+    unlink(path);
+    return out;
+}
+
+int itest_file_contains(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* A free TCP port below 32768 for PostgreSQL (it cannot take port 0). */
+static int free_port(void)
+{
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int tries = 0; tries < 200; tries++) {
+        int port = 20000 + (int)(rand_r(&seed) % 12000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
+}
+
+void itest_global_setup(void)
+{
+    snprintf(itest.dir, sizeof(itest.dir), "%s/itest/%d", RAISE_BUILD_DIR, getpid());
+    snprintf(itest.pgdir, sizeof(itest.pgdir), "%s/pg", itest.dir);
+    snprintf(itest.certs, sizeof(itest.certs), "%s/certs", itest.dir);
+    if (itest_sh("mkdir -p '%s' && chmod 755 '%s/..' '%s'", itest.dir, itest.dir, itest.dir) != 0)
+        abort();
+    itest.pg_port = free_port();
+    if (itest_sh("'%s/scripts/pgcluster' init '%s' %d >'%s/pg-init.log' 2>&1 && "
+                 "'%s/scripts/pgcluster' start '%s' >>'%s/pg-init.log' 2>&1",
+                 RAISE_SOURCE_DIR, itest.pgdir, itest.pg_port, itest.dir, RAISE_SOURCE_DIR,
+                 itest.pgdir, itest.dir) != 0 ||
+        itest_sh("'%s/scripts/dev-certs' '%s'", RAISE_SOURCE_DIR, itest.certs) != 0) {
+        fprintf(stderr, "itest: cannot set up the cluster or certificates (see %s)\n", itest.dir);
+        itest_sh("cat '%s/pg-init.log' >&2", itest.dir);
+        abort();
+    }
+    snprintf(itest.conninfo, sizeof(itest.conninfo),
+             "host=%s/run port=%d dbname=raise user=postgres", itest.pgdir, itest.pg_port);
+    if (itest_sh("RAISE_DATABASE_URL='%s' '%s' migrate >'%s/migrate.log' 2>&1", itest.conninfo,
+                 RAISED_BIN, itest.dir) != 0) {
+        itest_sh("cat '%s/migrate.log' >&2", itest.dir);
+        abort();
+    }
+}
+
+void itest_global_teardown(void)
+{
+    itest_sh("'%s/scripts/pgcluster' stop '%s' >/dev/null 2>&1", RAISE_SOURCE_DIR, itest.pgdir);
+    if (getenv("ITEST_KEEP") == NULL)
+        itest_sh("rm -rf '%s'", itest.dir);
+}
+
+void itest_ensure_db(void)
+{
+    itest_sh("'%s/scripts/pgcluster' start '%s' >/dev/null 2>&1", RAISE_SOURCE_DIR, itest.pgdir);
+}
+
+static int read_port(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int port = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%d", &port) != 1)
+        port = 0;
+    fclose(f);
+    return port;
+}
+
+void itest_server_start(struct itest_server *s, const char *extra)
+{
+    static int seq;
+    memset(s, 0, sizeof(*s));
+    seq++;
+    snprintf(s->conf, sizeof(s->conf), "%s/raised-%d-%d.conf", itest.dir, getpid(), seq);
+    snprintf(s->log, sizeof(s->log), "%s/raised-%d-%d.log", itest.dir, getpid(), seq);
+    snprintf(s->port_file, sizeof(s->port_file), "%s/raised-%d-%d.port", itest.dir, getpid(), seq);
+    FILE *f = fopen(s->conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "listen = 127.0.0.1:0\ndatabase_url = %s\ntls_cert = %s/server.pem\n"
+            "tls_key = %s/server.key\nport_file = %s\nworkers = 2\ndb_pool_size = 2\n"
+            "log_level = info\n%s",
+            itest.conninfo, itest.certs, itest.certs, s->port_file, extra ? extra : "");
+    fclose(f);
+    unlink(s->port_file);
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(RAISED_BIN, "raised", "--config", s->conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && s->port == 0; i++) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            itest_sh("cat '%s' >&2", s->log);
+            ck_abort_msg("raised exited during start-up (log above)");
+        }
+        s->port = read_port(s->port_file);
+        if (s->port == 0)
+            itest_sleep_ms(20);
+    }
+    ck_assert_msg(s->port > 0, "raised did not write its port file");
+}
+
+int itest_server_stop(struct itest_server *s, int sig, int timeout_s)
+{
+    int st;
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, sig);
+    for (int i = 0; i < timeout_s * 50; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        itest_sleep_ms(20);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    return -1;
+}
+
+struct https_opts itest_opts(const struct itest_server *s)
+{
+    static char ca[PATH_MAX + 16];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", itest.certs);
+    struct https_opts o = {
+        .host = "127.0.0.1", .port = s->port, .ca_file = ca, .timeout_ms = 15000};
+    return o;
+}
+
+void itest_request(const struct itest_server *s, const char *method, const char *path,
+                   const char *const *headers, const char *body, struct https_response *r)
+{
+    struct https_opts o = itest_opts(s);
+    char *cause = NULL;
+    int rc = https_fetch(&o, method, path, headers, body, body ? strlen(body) : 0, r, &cause);
+    ck_assert_msg(rc == 0, "%s %s: %s", method, path, cause ? cause : "?");
+}

@@ -1,0 +1,57 @@
+/* Integration test harness: a throwaway PostgreSQL cluster (scripts/pgcluster, initdb into
+ * build/itest/<pid>), development certificates, and real raised processes started on port 0
+ * with port_file, talked to over real TLS with the project's own client (clients/https.c). */
+#ifndef RAISE_HARNESS_H
+#define RAISE_HARNESS_H
+
+#include "https.h"
+
+#include <limits.h>
+#include <sys/types.h>
+
+struct itest_env {
+    char dir[PATH_MAX];   /* build/itest/<pid> */
+    char pgdir[PATH_MAX]; /* cluster */
+    char certs[PATH_MAX];
+    char conninfo[PATH_MAX + 64];
+    int pg_port;
+};
+extern struct itest_env itest;
+
+/* Unchecked fixtures (run in the runner process, inherited by each forked test). */
+void itest_global_setup(void);
+void itest_global_teardown(void);
+/* Per test case: make sure the cluster is running (a test may have stopped it). */
+void itest_ensure_db(void);
+
+struct itest_server {
+    pid_t pid;
+    int port;
+    char conf[PATH_MAX];
+    char log[PATH_MAX];
+    char port_file[PATH_MAX];
+};
+
+/* Start raised with the shared config plus extra "key = value\n" lines (may be NULL);
+ * waits until the port file appears. Fails the test on error. */
+void itest_server_start(struct itest_server *s, const char *extra);
+/* Send sig and wait (up to timeout_s) for exit. Returns the exit status, 128+signal if
+ * killed by a signal, or -1 on timeout (then it is SIGKILLed). */
+int itest_server_stop(struct itest_server *s, int sig, int timeout_s);
+/* Client options for the server (CA from the test certificates). */
+struct https_opts itest_opts(const struct itest_server *s);
+/* One-shot request; fails the test if the transport fails. headers may be NULL. */
+void itest_request(const struct itest_server *s, const char *method, const char *path,
+                   const char *const *headers, const char *body, struct https_response *r);
+/* Run a shell command (formatted); returns its exit status. */
+int itest_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Run SQL with psql against the test database; returns exit status. */
+int itest_sql(const char *sql);
+/* First line of psql -tA output for sql (owned) or NULL. */
+char *itest_sql_value(const char *sql);
+/* 1 if the file contains the text. */
+int itest_file_contains(const char *path, const char *text);
+/* Milliseconds sleep. */
+void itest_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,18 @@
+/* Integration test runner: one throwaway PostgreSQL cluster for the whole run. */
+#include "harness.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+Suite *foundation_suite(void);
+
+int main(void)
+{
+    itest_global_setup();
+    SRunner *sr = srunner_create(foundation_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    itest_global_teardown();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
