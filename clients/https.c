@@ -30,11 +30,11 @@
 
 #include "xmalloc.h"
 
-#define HTTPS_HEAD_MAX        (64 * 1024)        /* response status line + headers */
-#define HTTPS_BODY_MAX        (64 * 1024 * 1024) /* a whole response body; one chunk */
-#define HTTPS_LINE_MAX        4096               /* a chunk-size or trailer line */
-#define HTTPS_TIMEOUT_DEFAULT 10000              /* ms */
-#define HTTPS_READ_SIZE       (16 * 1024)        /* one TLS record */
+#define HTTPS_HEAD_MAX        ((size_t)64 * 1024)        /* response status line + headers */
+#define HTTPS_BODY_MAX        ((size_t)64 * 1024 * 1024) /* a whole response body; one chunk */
+#define HTTPS_LINE_MAX        4096                       /* a chunk-size or trailer line */
+#define HTTPS_TIMEOUT_DEFAULT 10000                      /* ms */
+#define HTTPS_READ_SIZE       ((size_t)16 * 1024)        /* one TLS record */
 
 /* A growable byte buffer, always NUL-terminated once it holds anything. */
 struct buf {
@@ -572,7 +572,7 @@ static enum io drive(struct https_conn *c, struct ssl_job *job, char **cause)
             return io_failure(c, job, err, errnum, cause);
         int w = wait_fd(c->fd, events, job->deadline);
         if (w == 0) {
-            fail_cause(cause, "%s: timed out", job->what);
+            fail_cause(cause, "%s: timed out after %d ms", job->what, c->timeout_ms);
             return IO_TIMEOUT;
         }
         if (w < 0) {
@@ -795,7 +795,7 @@ void https_peer_fingerprint(const struct https_conn *c, char out[65])
     if (cert == NULL || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
         return;
     for (unsigned int i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+        snprintf(out + 2 * (size_t)i, 3, "%02x", md[i]);
 }
 
 /* ---- one exchange ---- */
@@ -895,7 +895,7 @@ static int read_head(struct https_conn *c, struct https_response *resp, char **c
             end = memmem(c->rbuf.data + scanned, c->rbuf.len - scanned, "\r\n\r\n", 4);
         size_t n = end != NULL ? (size_t)(end + 4 - c->rbuf.data) : c->rbuf.len;
         if (n > HTTPS_HEAD_MAX) {
-            fail_cause(cause, "response head larger than %d bytes", HTTPS_HEAD_MAX);
+            fail_cause(cause, "response head larger than %zu bytes", HTTPS_HEAD_MAX);
             return -1;
         }
         if (end != NULL) {
@@ -958,7 +958,7 @@ static int setup_body(struct https_conn *c, const char *method, const struct htt
     }
     int cl = content_length(r, &c->remaining);
     if (cl < 0) {
-        fail_cause(cause, "bad or too large Content-Length (limit %d bytes)", HTTPS_BODY_MAX);
+        fail_cause(cause, "bad or too large Content-Length (limit %zu bytes)", HTTPS_BODY_MAX);
         return -1;
     }
     c->body = cl ? BODY_LENGTH : BODY_CLOSE;
@@ -1015,7 +1015,7 @@ static int read_body(struct https_conn *c, struct https_response *resp, char **c
             goto fail;
         }
         if (out.len > HTTPS_BODY_MAX) {
-            fail_cause(cause, "response body larger than %d bytes", HTTPS_BODY_MAX);
+            fail_cause(cause, "response body larger than %zu bytes", HTTPS_BODY_MAX);
             goto fail;
         }
         if (r == 1)

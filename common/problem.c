@@ -147,7 +147,8 @@ char *problem_to_json(const struct problem *p)
         }
         json_object_object_add(o, "errors", errs);
     }
-    char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    char *s = xstrdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return s;
 }

@@ -340,7 +340,8 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
     struct db_pool *pool = xcalloc(1, sizeof(*pool));
     pool->base = base;
     pool->conninfo = xstrdup(o->conninfo);
-    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d",
+    /* Work as raise_app (sql/002): it may append to the audit log, never change it. */
+    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d -c role=raise_app",
              o->statement_timeout_ms);
     snprintf(pool->appname, sizeof(pool->appname), "raised-w%d", o->worker_id);
     pool->size = o->size;

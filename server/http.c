@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -7,6 +8,7 @@
 #include "routes.h"
 #include "server.h"
 #include "util.h"
+#include "work.h"
 #include "xmalloc.h"
 
 #include <event2/buffer.h>
@@ -132,8 +134,11 @@ static const char *reason(int status)
     }
 }
 
+static void work_free(void *p);
+
 static void req_free(struct http_req *r)
 {
+    auth_user_free(r->user);
     TAILQ_REMOVE(&r->server->inflight, r, entry);
     r->server->ninflight--;
     metrics_gauge_add(GAUGE_INFLIGHT, -1);
@@ -148,6 +153,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
     r->ev = NULL;
     if (r->query != NULL)
         db_query_orphan(r->query);
+    if (r->job != NULL)
+        work_orphan(r->job, work_free);
     req_free(r);
 }
 
@@ -157,7 +164,7 @@ static void access_log(const struct http_req *r, int status, const char *method)
     metrics_request(r->route ? routes_index(r->route) : -1, status, secs);
     log_info("access method=%s route=%s status=%d ms=%.2f req=%s user=%s", method,
              r->route ? r->route->pattern : "-", status, secs * 1000.0, r->id,
-             r->user_id ? r->user_id : "-");
+             r->user ? r->user->id : "-");
 }
 
 void http_add_header(struct http_req *r, const char *name, const char *value)
@@ -192,7 +199,8 @@ void http_reply_json(struct http_req *r, int status, json_object *o)
 {
     struct evbuffer *b = evbuffer_new();
     size_t len;
-    const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     evbuffer_add(b, s, len);
     evbuffer_add(b, "\n", 1);
     json_object_put(o);
@@ -287,6 +295,78 @@ int http_is_local(const struct http_req *r)
                             strncmp(addr, "::ffff:127.", 11) == 0);
 }
 
+const char *http_client_addr(const struct http_req *r)
+{
+    char *addr = NULL;
+    ev_uint16_t port;
+    if (r->ev == NULL)
+        return "";
+    evhttp_connection_get_peer(evhttp_request_get_connection(r->ev), &addr, &port);
+    return addr ? addr : "";
+}
+
+const char *http_header(const struct http_req *r, const char *name)
+{
+    return r->ev ? evhttp_find_header(evhttp_request_get_input_headers(r->ev), name) : NULL;
+}
+
+const char *http_body(struct http_req *r, size_t *len)
+{
+    struct evbuffer *b = r->ev ? evhttp_request_get_input_buffer(r->ev) : NULL;
+    *len = b ? evbuffer_get_length(b) : 0;
+    return *len ? (const char *)evbuffer_pullup(b, -1) : NULL;
+}
+
+struct ssl_st *http_ssl(const struct http_req *r)
+{
+    if (r->ev == NULL)
+        return NULL;
+    struct bufferevent *bev =
+        evhttp_connection_get_bufferevent(evhttp_request_get_connection(r->ev));
+    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+struct work_ctx {
+    struct http_req *r; /* borrowed; only touched in work_done, i.e. when not orphaned */
+    void (*fn)(void *), (*done)(void *), (*free_arg)(void *);
+    void *arg;
+};
+
+static void work_run(void *p)
+{
+    struct work_ctx *w = p;
+    w->fn(w->arg);
+}
+
+static void work_done(void *p)
+{
+    struct work_ctx *w = p;
+    w->r->job = NULL;
+    w->done(w->arg);
+    free(w);
+}
+
+/* The request was abandoned while its job ran: free what the job owned. */
+static void work_free(void *p)
+{
+    struct work_ctx *w = p;
+    if (w->free_arg != NULL)
+        w->free_arg(w->arg);
+    free(w);
+}
+
+void http_work(struct http_req *r, void (*fn)(void *), void (*done)(void *), void *arg,
+               void (*free_arg)(void *))
+{
+    struct work_ctx *w = xcalloc(1, sizeof(*w));
+    w->fn = fn;
+    w->done = done;
+    w->r = r;
+    w->arg = arg;
+    w->free_arg = free_arg;
+    r->job = work_submit(r->server->base, work_run, work_done, w);
+}
+
 static struct http_req *req_new(struct http_server *hs, struct evhttp_request *ev)
 {
     struct http_req *r = xcalloc(1, sizeof(*r));
@@ -331,7 +411,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_error(r, status, detail);
         return;
     }
-    r->route->handler(r);
+    auth_dispatch(r);
 }
 
 struct http_server *http_server_new(struct event_base *base, int worker_id, int listen_fd,
@@ -396,6 +476,8 @@ void http_server_free(struct http_server *hs)
             evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
         if (r->query != NULL)
             db_query_orphan(r->query);
+        if (r->job != NULL)
+            work_orphan(r->job, work_free);
         req_free(r);
     }
     if (hs->http != NULL)

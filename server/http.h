@@ -30,7 +30,9 @@ struct http_req {
     uint64_t start_us;
     struct db_query *query; /* borrowed handle while a query is pending */
     http_db_cb db_cb;
-    const char *user_id; /* borrowed; for the access log once signed in */
+    struct auth_user *user; /* owned; NULL until authenticated */
+    struct work_job *job;   /* borrowed handle while helper-thread work is pending */
+    void *handler_data;     /* the handler's own state between callbacks */
     TAILQ_ENTRY(http_req) entry;
 };
 
@@ -58,6 +60,19 @@ void http_add_header(struct http_req *r, const char *name, const char *value);
 char *http_query_param(const struct http_req *r, const char *name);
 /* 1 if the client connected from a loopback address. */
 int http_is_local(const struct http_req *r);
+
+/* The client's address as text ("127.0.0.1"); "" if unknown. */
+const char *http_client_addr(const struct http_req *r);
+/* A request header or NULL. */
+const char *http_header(const struct http_req *r, const char *name);
+/* The request body (NUL-terminated copy is not made): pointer + length; NULL if none. */
+const char *http_body(struct http_req *r, size_t *len);
+/* The SSL of the client connection, or NULL. */
+struct ssl_st *http_ssl(const struct http_req *r);
+/* Run fn(arg) on a helper thread, then done(arg) on this worker; if the client goes away
+ * first, done is skipped and free_arg(arg) is called instead. */
+void http_work(struct http_req *r, void (*fn)(void *), void (*done)(void *), void *arg,
+               void (*free_arg)(void *));
 
 /* Replies. body/o/p are consumed. */
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);

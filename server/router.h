@@ -34,8 +34,9 @@ struct route {
     int method;          /* one enum http_method bit */
     const char *pattern; /* "/v1/subjects/{id}" */
     route_handler handler;
-    int access;        /* enum route_access bits */
-    size_t body_limit; /* bytes; 0 = takes no body */
+    int access;          /* enum route_access bits */
+    size_t body_limit;   /* bytes; 0 = takes no body */
+    const char *purpose; /* audit purpose when the client sends no X-Purpose */
 };
 
 struct route_params {

@@ -1,12 +1,33 @@
 #include "routes.h"
 
-#include "raise_limits.h"
+#include "audit.h"
 #include "metrics.h"
+#include "raise_limits.h"
+
+#define ANY      ACCESS_SIGNED_IN
+#define ADMIN    ACCESS_ADMIN
+#define AUDITORS (ACCESS_ADMIN | ACCESS_HUB_MANAGER)
+#define SMALL    LIMIT_BODY_SMALL
+#define NONE     LIMIT_BODY_NONE
 
 const struct route routes[] = {
-    /* method, pattern, handler, who, body limit */
-    {METHOD_GET, "/healthz", health_get, ACCESS_PUBLIC, LIMIT_BODY_NONE},
-    {METHOD_GET, "/metrics", metrics_get, ACCESS_PUBLIC, LIMIT_BODY_NONE},
+    /* method, pattern, handler, who may call it, body limit, audit purpose */
+    {METHOD_GET, "/healthz", health_get, ACCESS_PUBLIC, NONE, "health check"},
+    {METHOD_GET, "/metrics", metrics_get, ACCESS_PUBLIC, NONE, "monitoring"},
+    {METHOD_POST, "/v1/sessions", sessions_create, ACCESS_PUBLIC, 4096, "sign-in"},
+    {METHOD_DELETE, "/v1/sessions/current", sessions_delete, ANY, NONE, "sign-out"},
+    {METHOD_GET, "/v1/me", me_get, ANY, NONE, "who am I"},
+    {METHOD_POST, "/v1/agencies", agencies_create, ADMIN, SMALL, "account administration"},
+    {METHOD_GET, "/v1/agencies", agencies_list, ANY, NONE, "account administration"},
+    {METHOD_POST, "/v1/hubs", hubs_create, ADMIN, SMALL, "account administration"},
+    {METHOD_GET, "/v1/hubs", hubs_list, ANY, NONE, "account administration"},
+    {METHOD_POST, "/v1/users", users_create, ADMIN, SMALL, "account administration"},
+    {METHOD_GET, "/v1/users", users_list, ADMIN, NONE, "account administration"},
+    {METHOD_PATCH, "/v1/users/{id}", users_update, ADMIN, SMALL, "account administration"},
+    {METHOD_POST, "/v1/users/{id}/certificates", certificates_create, ADMIN, SMALL,
+     "account administration"},
+    {METHOD_GET, "/v1/audit", audit_list, AUDITORS, NONE, "audit review"},
+    {METHOD_GET, "/v1/audit/verify", audit_verify, AUDITORS, NONE, "audit verification"},
 };
 
 const size_t routes_count = sizeof(routes) / sizeof(routes[0]);

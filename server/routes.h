@@ -15,5 +15,16 @@ void routes_init_metrics(void);
 /* Handlers, one module each. */
 void health_get(struct http_req *r);
 void metrics_get(struct http_req *r);
+void sessions_create(struct http_req *r);
+void sessions_delete(struct http_req *r);
+void me_get(struct http_req *r);
+void agencies_create(struct http_req *r);
+void agencies_list(struct http_req *r);
+void hubs_create(struct http_req *r);
+void hubs_list(struct http_req *r);
+void users_create(struct http_req *r);
+void users_list(struct http_req *r);
+void users_update(struct http_req *r);
+void certificates_create(struct http_req *r);
 
 #endif

@@ -10,6 +10,7 @@
 #include "routes.h"
 #include "tls.h"
 #include "util.h"
+#include "work.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -85,7 +86,21 @@ static int reload_tls(void)
     return 0;
 }
 
-static int listen_socket(const char *host, int port, char **cause)
+/* SO_REUSEPORT lets every worker have its own socket on one port, but it would also let a
+ * second raised share the port silently. Bind once without it to find out. */
+static int port_in_use(const struct addrinfo *ai)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int busy = bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
+
+static int listen_socket(const char *host, int port, int probe, char **cause)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     char portstr[8];
@@ -99,6 +114,11 @@ static int listen_socket(const char *host, int port, char **cause)
         return -1;
     }
     int one = 1;
+    if (probe && port != 0 && port_in_use(ai)) {
+        *cause = xasprintf("listen: %s:%d: address already in use", host, port);
+        freeaddrinfo(ai);
+        return -1;
+    }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
@@ -232,7 +252,7 @@ static int open_listeners(char **cause)
     int port = srv.cfg->listen_port;
     for (int i = 0; i < srv.nworkers; i++) {
         struct worker *w = &srv.workers[i];
-        w->listen_fd = listen_socket(srv.cfg->listen_host, port, cause);
+        w->listen_fd = listen_socket(srv.cfg->listen_host, port, i == 0, cause);
         if (w->listen_fd < 0)
             return -1;
         if (i == 0)
@@ -326,6 +346,7 @@ int server_run(struct config *cfg)
         event_add(sigs[i], NULL);
     }
     int rc = 1;
+    work_start(2); /* helper threads for password hashing */
     if (setup(&cause) < 0 || start_workers(&cause) < 0) {
         fprintf(stderr, "raised: %s\n", cause);
         free(cause);
@@ -339,6 +360,7 @@ int server_run(struct config *cfg)
     }
     for (int i = 0; i < srv.nthreads; i++)
         pthread_join(srv.workers[i].thread, NULL);
+    work_stop();
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (rc == 0 && cfg->port_file != NULL)

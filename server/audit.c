@@ -1,0 +1,198 @@
+#include "audit.h"
+
+#include "auth.h"
+#include "http.h"
+#include "json.h"
+#include "problem.h"
+#include "xmalloc.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *audit_context(const struct http_req *r)
+{
+    json_object *o = json_object_new_object();
+    const struct auth_user *u = r->user;
+    const char *purpose = http_header(r, "X-Purpose");
+    char route[128];
+    snprintf(route, sizeof(route), "%s %s", router_method_name(r->route->method),
+             r->route->pattern);
+    if (purpose == NULL || purpose[0] == '\0' || strlen(purpose) > 200)
+        purpose = r->route->purpose;
+    if (u != NULL) {
+        json_object_object_add(o, "user_id", json_object_new_string(u->id));
+        json_object_object_add(o, "username", json_object_new_string(u->username));
+        json_object_object_add(o, "agency_id", json_object_new_string(u->agency_id));
+        json_object_object_add(o, "role", json_object_new_string(role_names[u->role]));
+    }
+    json_object_object_add(o, "route", json_object_new_string(route));
+    json_object_object_add(o, "client_addr", json_object_new_string(http_client_addr(r)));
+    json_object_object_add(o, "request_id", json_object_new_string(r->id));
+    json_object_object_add(o, "purpose", json_object_new_string(purpose ? purpose : ""));
+    char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+/* ---- GET /v1/audit: newest first, cursor = seq. Reading the audit log is itself audited. */
+
+static const char list_sql[] = "WITH " AUDIT_CTE(
+    "$7", "'audit.read'", "'ok'", "'audit'", "NULL", "$2::uuid", "NULL",
+    "") ", "
+        "rows AS (SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+        "t, "
+        "user_id, username, agency_id, role, action, outcome, route, record_type, record_id, "
+        "subject_id, hub_id, client_addr, request_id, purpose, encode(hash, 'hex') h "
+        "FROM audit_log WHERE ($1::uuid[] IS NULL OR hub_id = ANY($1::uuid[])) "
+        "AND ($2::uuid IS NULL OR subject_id = $2::uuid) AND ($3::uuid IS NULL OR user_id = "
+        "$3::uuid) "
+        "AND ($4::timestamptz IS NULL OR at >= $4::timestamptz) "
+        "AND ($5::timestamptz IS NULL OR at < $5::timestamptz) "
+        "AND ($6::bigint IS NULL OR seq < $6::bigint) ORDER BY seq DESC LIMIT $8::int + 1) "
+        "SELECT rows.* FROM rows, (SELECT count(*) FROM audit) a ORDER BY seq DESC";
+
+static const char *const list_cols[] = {
+    "seq",    "at",          "user_id",    "username",    "agency_id", "role",
+    "action", "outcome",     "route",      "record_type", "record_id", "subject_id",
+    "hub_id", "client_addr", "request_id", "purpose",     "hash"};
+
+struct list_ctx {
+    int limit;
+};
+
+static void listed(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        if (strcmp(db_sqlstate(res), "22007") == 0 || strcmp(db_sqlstate(res), "22008") == 0) {
+            http_reply_error(r, 400, "from and to must be RFC 3339 times");
+            return;
+        }
+        http_reply_db_error(r, res);
+        return;
+    }
+    int n = PQntuples(res), limit = (int)(long)r->handler_data;
+    json_object *items = json_object_new_array();
+    for (int i = 0; i < n && i < limit; i++) {
+        json_object *o = json_object_new_object();
+        for (int c = 0; c < (int)(sizeof(list_cols) / sizeof(list_cols[0])); c++) {
+            if (PQgetisnull(res, i, c))
+                json_object_object_add(o, list_cols[c], NULL);
+            else if (c == 0)
+                json_object_object_add(o, "seq",
+                                       json_object_new_int64(atoll(PQgetvalue(res, i, 0))));
+            else
+                json_object_object_add(o, list_cols[c],
+                                       json_object_new_string(PQgetvalue(res, i, c)));
+        }
+        json_object_array_add(items, o);
+    }
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "items", items);
+    json_object_object_add(
+        body, "next", n > limit ? json_object_new_string(PQgetvalue(res, limit - 1, 0)) : NULL);
+    http_reply_json(r, 200, body);
+}
+
+/* Parse limit/before: -1 and a 400 reply on a bad value. */
+static int page_params(struct http_req *r, int *limit, char **before)
+{
+    char *l = http_query_param(r, "limit");
+    *before = http_query_param(r, "before");
+    *limit = LIMIT_PAGE_DEFAULT;
+    if (l != NULL) {
+        char *end;
+        long v = strtol(l, &end, 10);
+        if (*l == '\0' || *end != '\0' || v < 1 || v > LIMIT_PAGE_MAX) {
+            free(l);
+            free(*before);
+            http_reply_error(r, 400, "limit must be an integer from 1 to 200");
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    free(l);
+    if (*before != NULL) {
+        char *end;
+        long long v = strtoll(*before, &end, 10);
+        if (**before == '\0' || *end != '\0' || v < 1) {
+            free(*before);
+            http_reply_error(r, 400, "before must be a cursor from a previous page's next");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void audit_list(struct http_req *r)
+{
+    int limit;
+    char *before, *subject = http_query_param(r, "subject_id"),
+                  *user = http_query_param(r, "user_id"), *from = http_query_param(r, "from"),
+                  *to = http_query_param(r, "to");
+    if ((subject && !json_is_uuid(subject)) || (user && !json_is_uuid(user))) {
+        http_reply_error(r, 400, "subject_id and user_id must be ids (UUID)");
+        goto done;
+    }
+    if (page_params(r, &limit, &before) < 0)
+        goto done;
+    char lim[16], *ctx = audit_context(r);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    /* Admins see every row; hub managers the rows about their hubs. */
+    const char *hubs = r->user->role == ROLE_ADMIN ? NULL : r->user->hub_ids;
+    const char *params[] = {hubs, subject, user, from, to, before, ctx, lim};
+    r->handler_data = (void *)(long)limit;
+    http_query(r, list_sql, 8, params, listed);
+    free(ctx);
+    free(before);
+done:
+    free(subject);
+    free(user);
+    free(from);
+    free(to);
+}
+
+/* ---- GET /v1/audit/verify: recompute every hash in one pass, in the database. */
+
+static const char verify_sql[] = "WITH " AUDIT_CTE(
+    "$1", "'audit.verify'", "'ok'", "'audit'", "NULL", "NULL", "NULL",
+    "") ", "
+        "chain AS (SELECT seq, hash, prev_hash, "
+        "  lag(hash, 1, sha256(''::bytea)) OVER (ORDER BY seq) AS want_prev, "
+        "  lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS want_seq, "
+        "  sha256(prev_hash || audit_canonical(a)) AS want_hash FROM audit_log a), "
+        "bad AS (SELECT seq, CASE WHEN prev_hash <> want_prev THEN 'prev_hash does not match the "
+        "row before' WHEN seq <> want_seq + 1 THEN 'a row is missing before it' ELSE "
+        "'its contents do not match its hash' END AS why FROM chain "
+        "WHERE hash <> want_hash OR prev_hash <> want_prev OR seq <> want_seq + 1 "
+        "ORDER BY seq LIMIT 1) "
+        "SELECT (SELECT count(*) FROM chain), (SELECT seq FROM bad), (SELECT why FROM bad), "
+        "(SELECT count(*) FROM audit)";
+
+static void verified(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    json_object *o = json_object_new_object();
+    int broken = !PQgetisnull(res, 0, 1);
+    json_object_object_add(o, "ok", json_object_new_boolean(!broken));
+    json_object_object_add(o, "rows", json_object_new_int64(atoll(PQgetvalue(res, 0, 0))));
+    if (broken) {
+        json_object *b = json_object_new_object();
+        json_object_object_add(b, "seq", json_object_new_int64(atoll(PQgetvalue(res, 0, 1))));
+        json_object_object_add(b, "reason", json_object_new_string(PQgetvalue(res, 0, 2)));
+        json_object_object_add(o, "first_broken", b);
+    }
+    http_reply_json(r, 200, o);
+}
+
+void audit_verify(struct http_req *r)
+{
+    char *ctx = audit_context(r);
+    const char *params[] = {ctx};
+    http_query(r, verify_sql, 1, params, verified);
+    free(ctx);
+}

@@ -1,0 +1,28 @@
+/* The audit log: every resource writes its audit row in the same statement (and so the same
+ * transaction) as the change or read it records, with one CTE:
+ *
+ *   WITH ..., AUDIT_CTE("$5", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL")
+ *
+ * where $5 is audit_context(r): who, from where, which request, why (JSON). The SQL pieces
+ * are expressions, so they can refer to earlier CTEs. The database chains the row. */
+#ifndef RAISE_AUDIT_H
+#define RAISE_AUDIT_H
+
+struct http_req;
+
+#define AUDIT_CTE(ctx, action, outcome, rtype, rid, subject, hub, from)                            \
+    "audit AS (INSERT INTO audit_log (user_id, username, agency_id, role, route, client_addr, "    \
+    "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "           \
+    "SELECT (c->>'user_id')::uuid, c->>'username', (c->>'agency_id')::uuid, c->>'role', "          \
+    "c->>'route', c->>'client_addr', c->>'request_id', c->>'purpose', " action ", " outcome        \
+    ", " rtype ", " rid ", " subject ", " hub " FROM (SELECT " ctx "::jsonb AS c) ctx" from        \
+    " RETURNING seq)"
+
+/* JSON for AUDIT_CTE's ctx parameter (owned): user, agency, role, route pattern, client
+ * address, request id, and purpose (X-Purpose header, else the route's purpose). */
+char *audit_context(const struct http_req *r);
+
+void audit_list(struct http_req *r);
+void audit_verify(struct http_req *r);
+
+#endif

@@ -1,0 +1,161 @@
+#include "auth.h"
+
+#include "http.h"
+#include "log.h"
+#include "problem.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <event2/http.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Columns every lookup returns, in this order. */
+#define USER_COLUMNS                                                                               \
+    "u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "                      \
+    "coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "                  \
+    "          WHERE h.user_id = u.id), '{}') "
+
+/* A session is live until revoked, 24 h after sign-in, or 8 h after its last use. Use is
+ * recorded at most once a minute so reads do not each write. */
+static const char by_token_sql[] =
+    "WITH s AS (SELECT id, user_id, last_seen FROM sessions "
+    "           WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL "
+    "             AND expires_at > now() AND last_seen > now() - interval '8 hours'), "
+    "touch AS (UPDATE sessions SET last_seen = now() FROM s "
+    "          WHERE sessions.id = s.id AND s.last_seen < now() - interval '1 minute') "
+    "SELECT " USER_COLUMNS ", s.id "
+    "FROM s JOIN users u ON u.id = s.user_id AND u.active "
+    "JOIN agencies a ON a.id = u.agency_id";
+
+static const char by_cert_sql[] = "SELECT " USER_COLUMNS ", '' FROM user_certificates c "
+                                  "JOIN users u ON u.id = c.user_id AND u.active "
+                                  "JOIN agencies a ON a.id = u.agency_id WHERE c.fingerprint = $1";
+
+void auth_user_free(struct auth_user *u)
+{
+    if (u == NULL)
+        return;
+    free(u->hub_ids);
+    free(u);
+}
+
+void auth_token_hash(const char *token, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
+    util_hex(md, sizeof(md), out);
+}
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+struct auth_user *auth_user_from_row(PGresult *res, int row)
+{
+    struct auth_user *u = xcalloc(1, sizeof(*u));
+    copy(u->id, sizeof(u->id), PQgetvalue(res, row, 0));
+    copy(u->username, sizeof(u->username), PQgetvalue(res, row, 1));
+    copy(u->display_name, sizeof(u->display_name), PQgetvalue(res, row, 2));
+    u->role = role_parse(PQgetvalue(res, row, 3));
+    copy(u->agency_id, sizeof(u->agency_id), PQgetvalue(res, row, 4));
+    copy(u->agency_name, sizeof(u->agency_name), PQgetvalue(res, row, 5));
+    copy(u->agency_kind, sizeof(u->agency_kind), PQgetvalue(res, row, 6));
+    u->hub_ids = xstrdup(PQgetvalue(res, row, 7));
+    if (PQnfields(res) > 8)
+        copy(u->session_id, sizeof(u->session_id), PQgetvalue(res, row, 8));
+    return u;
+}
+
+static void unauthorized(struct http_req *r, const char *detail)
+{
+    http_add_header(r, "WWW-Authenticate", "Bearer realm=\"raise\"");
+    http_reply_error(r, 401, detail);
+}
+
+static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        unauthorized(r, "the credentials are missing, expired or revoked; sign in again");
+        return;
+    }
+    r->user = auth_user_from_row(res, 0);
+    if (r->user->role < 0 || !(r->route->access & (1 << r->user->role))) {
+        http_reply_error(r, 403, "your role may not do this");
+        return;
+    }
+    r->route->handler(r);
+}
+
+/* SHA-256 of the verified client certificate, or 0 if there is none. */
+static int client_fingerprint(const struct http_req *r, char out[65])
+{
+    SSL *ssl = http_ssl(r);
+    if (ssl == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return 0;
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (cert == NULL)
+        return 0;
+    unsigned char md[32];
+    unsigned int n = 0;
+    int ok = X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == sizeof(md);
+    X509_free(cert);
+    if (ok)
+        util_hex(md, sizeof(md), out);
+    return ok;
+}
+
+void auth_dispatch(struct http_req *r)
+{
+    if (r->route->access == 0) {
+        r->route->handler(r);
+        return;
+    }
+    const char *h = http_header(r, "Authorization");
+    char digest[65];
+    if (h != NULL) {
+        if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < 16 || strlen(h + 7) > 256) {
+            unauthorized(r, "use Authorization: Bearer <token>");
+            return;
+        }
+        auth_token_hash(h + 7, digest);
+        const char *params[] = {digest};
+        http_query(r, by_token_sql, 1, params, looked_up);
+        return;
+    }
+    if (client_fingerprint(r, digest)) {
+        const char *params[] = {digest};
+        http_query(r, by_cert_sql, 1, params, looked_up);
+        return;
+    }
+    unauthorized(r, "sign in first (POST /v1/sessions) and send the token as a bearer token");
+}
+
+/* The access rules, one place. docs/access.md is this function as a table. */
+int auth_allow(const struct auth_user *u, enum auth_action a, enum auth_record rec,
+               const char *hub_id)
+{
+    switch (rec) {
+    case REC_ACCOUNTS:
+        return u->role == ROLE_ADMIN || a == AUTH_READ;
+    case REC_HUB:
+        return a == AUTH_READ || u->role == ROLE_ADMIN;
+    case REC_AUDIT:
+        if (u->role == ROLE_ADMIN)
+            return a == AUTH_READ;
+        return u->role == ROLE_HUB_MANAGER && a == AUTH_READ &&
+               (hub_id == NULL || strstr(u->hub_ids, hub_id) != NULL);
+    }
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* Who is calling (bearer token or registered client certificate) and what they may do.
+ * Every resource asks auth_allow() and nothing else. */
+#ifndef RAISE_AUTH_H
+#define RAISE_AUTH_H
+
+#include "domain.h"
+
+struct http_req;
+struct pg_result;
+
+struct auth_user {
+    char id[37];
+    char username[65];
+    char display_name[201];
+    char agency_id[37];
+    char agency_name[201];
+    char agency_kind[16];
+    int role;            /* enum role */
+    char session_id[37]; /* "" when signed in by client certificate */
+    char *hub_ids;       /* owned; PostgreSQL array literal "{...}" of managed hubs */
+};
+
+/* Authenticate r (unless its route is public), check the route's roles, then run the
+ * handler. Answers 401/403/503 itself. */
+void auth_dispatch(struct http_req *r);
+void auth_user_free(struct auth_user *u);
+/* From a row of USER columns (see auth.c); owned. */
+struct auth_user *auth_user_from_row(struct pg_result *res, int row);
+
+/* Actions on records, for auth_allow. */
+enum auth_action { AUTH_READ, AUTH_WRITE };
+enum auth_record {
+    REC_ACCOUNTS, /* agencies, users, certificates: admin only */
+    REC_AUDIT,    /* admin: all; hub manager: rows of their hubs */
+    REC_HUB,      /* hubs: read by anyone signed in, written by admin */
+};
+/* The one authorization decision for (user, action, record). hub_id may be NULL. */
+int auth_allow(const struct auth_user *u, enum auth_action a, enum auth_record rec,
+               const char *hub_id);
+/* SHA-256 of a token, hex. */
+void auth_token_hash(const char *token, char out[65]);
+
+#endif

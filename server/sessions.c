@@ -1,0 +1,318 @@
+/* POST /v1/sessions (sign in), DELETE /v1/sessions/current (sign out), GET /v1/me.
+ *
+ * Sign-in: validate -> one query (the account and the failure counts for the username and
+ * the client address) -> 429 if throttled -> scrypt on a helper thread (against a dummy hash
+ * for unknown users, so both take the same time) -> one statement that creates the session
+ * (or records the failure) and writes the audit row. */
+#include "audit.h"
+#include "auth.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "password.h"
+#include "problem.h"
+#include "routes.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Throttling policy (docs/api.md): within 15 minutes, 5 failures for one username or 20
+ * from one client address lock further attempts until the oldest failure ages out. */
+#define FAILS_PER_USER 5
+#define FAILS_PER_ADDR 20
+
+static const struct json_field login_fields[] = {
+    {"username", JK_STRING, 1, 1, 64, NULL},
+    {"password", JK_STRING, 1, 1, 1024, NULL},
+};
+
+struct login {
+    char *username, *password, *addr, *hash; /* owned */
+    char user_id[37];
+    int active;
+    int ok; /* set by the helper thread */
+    struct http_req *r;
+};
+
+static void login_free(void *p)
+{
+    struct login *l = p;
+    if (l == NULL)
+        return;
+    free(l->username);
+    if (l->password != NULL)
+        explicit_bzero(l->password, strlen(l->password));
+    free(l->password);
+    free(l->addr);
+    free(l->hash);
+    free(l);
+}
+
+static const char lookup_sql[] =
+    "SELECT (SELECT count(*) FROM login_failures WHERE key = 'user:' || $1 "
+    "        AND at > now() - interval '15 minutes'), "
+    "       (SELECT count(*) FROM login_failures WHERE key = 'addr:' || $2 "
+    "        AND at > now() - interval '15 minutes'), "
+    "       (SELECT ceil(extract(epoch FROM min(at) + interval '15 minutes' - now()))::int "
+    "        FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
+    "        AND at > now() - interval '15 minutes'), "
+    "       u.id, u.password_hash, u.active "
+    "FROM (SELECT 1) one LEFT JOIN users u ON u.username = $1";
+
+static const char success_sql[] =
+    "WITH s AS (INSERT INTO sessions (user_id, token_hash, expires_at) "
+    "           VALUES ($1, decode($2, 'hex'), now() + interval '24 hours') "
+    "           RETURNING id, last_seen, expires_at), "
+    "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3), " AUDIT_CTE(
+        "$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
+        ", s") " "
+               "SELECT to_char(least(s.last_seen + interval '8 hours', s.expires_at) AT TIME ZONE "
+               "'UTC', "
+               "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+               "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
+               "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
+               "                 WHERE h.user_id = u.id), '{}') "
+               "FROM s, users u JOIN agencies a ON a.id = u.agency_id, (SELECT count(*) FROM "
+               "audit) x "
+               "WHERE u.id = $1";
+
+static const char failure_sql[] =
+    "WITH f AS (INSERT INTO login_failures (key) VALUES ('user:' || $1), ('addr:' || $2)), "
+    "old AS (DELETE FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
+    "        AND at < now() - interval '1 day'), " AUDIT_CTE("$3", "$4", "'denied'", "'session'",
+                                                             "NULL", "NULL", "NULL",
+                                                             "") " "
+                                                                 "SELECT count(*) FROM audit";
+
+/* A hash with the real parameters, for unknown users: the same work either way. */
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+static char *dummy_hash;
+
+static void make_dummy(void)
+{
+    dummy_hash = password_hash("not a real password, only for timing");
+}
+
+static void verify_run(void *p)
+{
+    struct login *l = p;
+    pthread_once(&dummy_once, make_dummy);
+    int match = password_verify(l->password, l->hash ? l->hash : dummy_hash);
+    l->ok = match && l->hash != NULL && l->active;
+}
+
+/* The audit context of a sign-in names the username tried, not a signed-in user. */
+static char *login_context(struct http_req *r, const char *username)
+{
+    char *base = audit_context(r);
+    json_object *o = json_tokener_parse(base);
+    free(base);
+    json_object_object_add(o, "username", json_object_new_string(username));
+    char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+static void failed_recorded(struct http_req *r, enum db_status st, PGresult *res)
+{
+    struct login *l = r->handler_data;
+    r->handler_data = NULL;
+    login_free(l);
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    http_add_header(r, "WWW-Authenticate", "Bearer realm=\"raise\"");
+    http_reply_error(r, 401, "the username or password is not right");
+}
+
+static json_object *user_json_from(PGresult *res, int col)
+{
+    json_object *u = json_object_new_object();
+    static const char *const names[] = {"id",        "username",    "display_name", "role",
+                                        "agency_id", "agency_name", "agency_kind"};
+    for (int i = 0; i < 7; i++)
+        json_object_object_add(u, names[i], json_object_new_string(PQgetvalue(res, 0, col + i)));
+    json_object *hubs = json_object_new_array();
+    const char *a = PQgetvalue(res, 0, col + 7); /* {id,id} */
+    while (*a != '\0') {
+        a += strspn(a, "{},");
+        size_t n = strcspn(a, ",}");
+        if (n == 36)
+            json_object_array_add(hubs, json_object_new_string_len(a, 36));
+        a += n;
+    }
+    json_object_object_add(u, "hub_ids", hubs);
+    return u;
+}
+
+static void session_made(struct http_req *r, enum db_status st, PGresult *res)
+{
+    char *token = r->handler_data;
+    r->handler_data = NULL;
+    if (st != DB_OK || PQntuples(res) != 1) {
+        free(token);
+        http_reply_db_error(r, res);
+        return;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "token", json_object_new_string(token));
+    json_object_object_add(o, "expires_at", json_object_new_string(PQgetvalue(res, 0, 0)));
+    json_object_object_add(o, "absolute_expires_at", json_object_new_string(PQgetvalue(res, 0, 1)));
+    json_object_object_add(o, "user", user_json_from(res, 2));
+    explicit_bzero(token, strlen(token));
+    free(token);
+    http_reply_json(r, 201, o);
+}
+
+static void verify_done(void *p)
+{
+    struct login *l = p;
+    struct http_req *r = l->r;
+    if (!l->ok) {
+        char *ctx = login_context(r, l->username);
+        const char *action = l->hash == NULL ? "session.create.unknown_user"
+                             : !l->active    ? "session.create.inactive"
+                                             : "session.create.bad_password";
+        const char *params[] = {l->username, l->addr, ctx, action};
+        r->handler_data = l;
+        http_query(r, failure_sql, 4, params, failed_recorded);
+        free(ctx);
+        return;
+    }
+    unsigned char raw[32];
+    char digest[65];
+    if (util_random(raw, sizeof(raw)) < 0) {
+        login_free(l);
+        http_reply_error(r, 500, "cannot make a session token");
+        return;
+    }
+    char *token = util_base64url(raw, sizeof(raw));
+    auth_token_hash(token, digest);
+    char *ctx = login_context(r, l->username);
+    const char *params[] = {l->user_id, digest, l->username, ctx};
+    r->handler_data = token;
+    http_query(r, success_sql, 4, params, session_made);
+    free(ctx);
+    login_free(l);
+}
+
+static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
+{
+    struct login *l = r->handler_data;
+    r->handler_data = NULL;
+    if (st != DB_OK) {
+        login_free(l);
+        http_reply_db_error(r, res);
+        return;
+    }
+    long ufail = atol(PQgetvalue(res, 0, 0)), afail = atol(PQgetvalue(res, 0, 1));
+    if (ufail >= FAILS_PER_USER || afail >= FAILS_PER_ADDR) {
+        struct problem *p = problem_new(429, "too many failed sign-ins; try again later");
+        int wait = atoi(PQgetvalue(res, 0, 2));
+        problem_set_retry_after(p, wait > 0 ? wait : 1);
+        log_warn("request %s: sign-in throttled", r->id);
+        login_free(l);
+        http_reply_problem(r, p);
+        return;
+    }
+    if (!PQgetisnull(res, 0, 3)) {
+        snprintf(l->user_id, sizeof(l->user_id), "%s", PQgetvalue(res, 0, 3));
+        l->hash = xstrdup(PQgetvalue(res, 0, 4));
+        l->active = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+    }
+    l->r = r;
+    http_work(r, verify_run, verify_done, l, login_free);
+}
+
+void sessions_create(struct http_req *r)
+{
+    size_t len;
+    const char *body = http_body(r, &len);
+    struct problem *p = NULL;
+    json_object *o = json_parse_body(body, len, &p);
+    if (o == NULL) {
+        http_reply_problem(r, p);
+        return;
+    }
+    p = problem_new(422, "the sign-in request is not valid");
+    if (json_validate(o, login_fields, 2, p) > 0) {
+        json_object_put(o);
+        http_reply_problem(r, p);
+        return;
+    }
+    problem_free(p);
+    struct login *l = xcalloc(1, sizeof(*l));
+    l->username = xstrdup(json_str(o, "username"));
+    l->password = xstrdup(json_str(o, "password"));
+    l->addr = xstrdup(http_client_addr(r));
+    json_object_put(o);
+    const char *params[] = {l->username, l->addr};
+    r->handler_data = l;
+    if (http_query(r, lookup_sql, 2, params, looked_up) < 0)
+        login_free(l);
+}
+
+/* ---- DELETE /v1/sessions/current */
+
+static const char revoke_sql[] =
+    "WITH s AS (UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+    "           RETURNING id), " AUDIT_CTE("$2", "'session.revoke'", "'ok'", "'session'",
+                                           "s.id::text", "NULL", "NULL",
+                                           ", s") " "
+                                                  "SELECT count(*) FROM audit";
+
+static void revoked(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    http_reply(r, 204, "application/json; charset=utf-8", NULL);
+}
+
+void sessions_delete(struct http_req *r)
+{
+    if (r->user->session_id[0] == '\0') {
+        http_reply_error(r, 409, "signed in by client certificate: there is no session to end");
+        return;
+    }
+    char *ctx = audit_context(r);
+    const char *params[] = {r->user->session_id, ctx};
+    http_query(r, revoke_sql, 2, params, revoked);
+    free(ctx);
+}
+
+/* ---- GET /v1/me: from the authenticated user, no further query. */
+
+void me_get(struct http_req *r)
+{
+    const struct auth_user *u = r->user;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(u->id));
+    json_object_object_add(o, "username", json_object_new_string(u->username));
+    json_object_object_add(o, "display_name", json_object_new_string(u->display_name));
+    json_object_object_add(o, "role", json_object_new_string(role_names[u->role]));
+    json_object *agency = json_object_new_object();
+    json_object_object_add(agency, "id", json_object_new_string(u->agency_id));
+    json_object_object_add(agency, "name", json_object_new_string(u->agency_name));
+    json_object_object_add(agency, "kind", json_object_new_string(u->agency_kind));
+    json_object_object_add(o, "agency", agency);
+    json_object *hubs = json_object_new_array();
+    for (const char *a = u->hub_ids; *a != '\0';) {
+        a += strspn(a, "{},");
+        size_t n = strcspn(a, ",}");
+        if (n == 36)
+            json_object_array_add(hubs, json_object_new_string_len(a, 36));
+        a += n;
+    }
+    json_object_object_add(o, "hub_ids", hubs);
+    json_object_object_add(o, "authenticated_by",
+                           json_object_new_string(u->session_id[0] ? "token" : "certificate"));
+    http_reply_json(r, 200, o);
+}
