@@ -38,6 +38,7 @@ struct http_server {
     int stopping;
     struct req_list inflight;
     int ninflight;
+    int nwriting; /* replies handed to evhttp but not yet written out */
 };
 
 /* Connections are counted per worker through an SSL ex_data slot whose free callback runs
@@ -173,6 +174,21 @@ void http_add_header(struct http_req *r, const char *name, const char *value)
         evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
 }
 
+/* A reply finished writing (or its connection died first): a stopping worker waits for these
+ * so that closing connections never cuts off an answer. */
+static void write_closed(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_server *hs = arg;
+    hs->nwriting--;
+}
+
+static void write_done(struct evhttp_request *ev, void *arg)
+{
+    struct http_server *hs = arg;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(ev), NULL, NULL);
+    hs->nwriting--;
+}
+
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
 {
     const char *method = "-";
@@ -186,7 +202,10 @@ void http_reply(struct http_req *r, int status, const char *content_type, struct
         evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
         if (r->server->stopping)
             evhttp_add_header(h, "Connection", "close");
-        evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), NULL, NULL);
+        r->server->nwriting++;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), write_closed,
+                                      r->server);
+        evhttp_request_set_on_complete_cb(r->ev, write_done, r->server);
         evhttp_send_reply(r->ev, status, reason(status), body);
     }
     access_log(r, status, method);
@@ -460,7 +479,7 @@ void http_server_stop_accepting(struct http_server *hs)
 
 int http_server_inflight(const struct http_server *hs)
 {
-    return hs->ninflight;
+    return hs->ninflight + hs->nwriting;
 }
 
 void http_server_free(struct http_server *hs)

@@ -230,3 +230,152 @@ void itest_request(const struct itest_server *s, const char *method, const char 
     int rc = https_fetch(&o, method, path, headers, body, body ? strlen(body) : 0, r, &cause);
     ck_assert_msg(rc == 0, "%s %s: %s", method, path, cause ? cause : "?");
 }
+
+/* ---- identity helpers */
+
+#include <json-c/json.h>
+
+const char *itest_unique(const char *prefix)
+{
+    static char buf[8][96];
+    static int slot, seq;
+    char *b = buf[slot++ % 8];
+    snprintf(b, 96, "%s%d-%d-%ld", prefix, getpid(), ++seq, (long)time(NULL) % 100000);
+    return b;
+}
+
+void itest_call(const struct itest_server *s, const char *token, const char *method,
+                const char *path, const char *body, struct https_response *r)
+{
+    char auth[512];
+    const char *h[3] = {NULL, NULL, NULL};
+    int n = 0;
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h[n++] = auth;
+    }
+    if (body != NULL)
+        h[n++] = "Content-Type: application/json";
+    itest_request(s, method, path, h, body, r);
+}
+
+json_object *itest_json(const struct https_response *r)
+{
+    json_object *o = json_tokener_parse(r->body);
+    ck_assert_msg(o != NULL, "not JSON (status %d): %s", r->status, r->body);
+    return o;
+}
+
+const char *itest_jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    ck_assert_msg(json_object_object_get_ex(o, key, &v) && v != NULL, "no %s in %s", key,
+                  json_object_to_json_string(o));
+    return json_object_get_string(v);
+}
+
+void itest_assert_problem(const struct https_response *r, int status, const char *field)
+{
+    ck_assert_msg(r->status == status, "want %d, got %d: %s", status, r->status, r->body);
+    const char *ct = https_response_header(r, "Content-Type");
+    ck_assert_msg(ct && strcmp(ct, "application/problem+json") == 0, "content type %s", ct);
+    json_object *o = itest_json(r), *errs, *v;
+    ck_assert(json_object_object_get_ex(o, "status", &v) && json_object_get_int(v) == status);
+    ck_assert(strncmp(itest_jstr(o, "type"), "urn:raise:problem:", 18) == 0);
+    if (field != NULL) {
+        int found = 0;
+        ck_assert_msg(json_object_object_get_ex(o, "errors", &errs), "no errors: %s", r->body);
+        for (size_t i = 0; i < json_object_array_length(errs); i++)
+            found |= strcmp(itest_jstr(json_object_array_get_idx(errs, i), "field"), field) == 0;
+        ck_assert_msg(found, "field %s not named in %s", field, r->body);
+    }
+    json_object_put(o);
+}
+
+char *itest_login(const struct itest_server *s, const char *username, const char *password)
+{
+    char body[512];
+    struct https_response r = {0};
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"%s\"}", username, password);
+    itest_call(s, NULL, "POST", "/v1/sessions", body, &r);
+    ck_assert_msg(r.status == 201, "sign-in %s: %d %s", username, r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *token = xstrdup(itest_jstr(o, "token"));
+    json_object_put(o);
+    https_response_clear(&r);
+    return token;
+}
+
+char *itest_new_admin(const struct itest_server *s)
+{
+    const char *name = itest_unique("admin");
+    char cmd[PATH_MAX * 2], line[256], *password = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "RAISE_DATABASE_URL='%s' '%s' create-admin --username '%s' --agency-name "
+             "'Admin agency' 2>&1",
+             itest.conninfo, RAISED_BIN, name);
+    FILE *p = popen(cmd, "r");
+    while (p != NULL && fgets(line, sizeof(line), p) != NULL)
+        if (strncmp(line, "password: ", 10) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            password = xstrdup(line + 10);
+        }
+    if (p != NULL)
+        pclose(p);
+    ck_assert_msg(password != NULL, "create-admin failed");
+    char *token = itest_login(s, name, password);
+    free(password);
+    return token;
+}
+
+static char *create_id(const struct itest_server *s, const char *admin, const char *path,
+                       const char *body)
+{
+    struct https_response r = {0};
+    itest_call(s, admin, "POST", path, body, &r);
+    ck_assert_msg(r.status == 201, "POST %s: %d %s", path, r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *id = xstrdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    return id;
+}
+
+char *itest_new_agency(const struct itest_server *s, const char *admin, const char *kind)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"kind\":\"%s\"}", itest_unique("Agency "),
+             kind);
+    return create_id(s, admin, "/v1/agencies", body);
+}
+
+char *itest_new_hub(const struct itest_server *s, const char *admin)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"local_authority\":\"Testshire\"}",
+             itest_unique("Hub "));
+    return create_id(s, admin, "/v1/hubs", body);
+}
+
+char *itest_new_user(const struct itest_server *s, const char *admin, const char *agency_id,
+                     const char *role, const char *hub_id, char **user_id)
+{
+    char body[1024], name[96];
+    snprintf(name, sizeof(name), "%s", itest_unique("u"));
+    if (hub_id != NULL)
+        snprintf(body, sizeof(body),
+                 "{\"username\":\"%s\",\"display_name\":\"Test %s\",\"agency_id\":\"%s\","
+                 "\"role\":\"%s\",\"password\":\"long enough secret\",\"hub_ids\":[\"%s\"]}",
+                 name, role, agency_id, role, hub_id);
+    else
+        snprintf(body, sizeof(body),
+                 "{\"username\":\"%s\",\"display_name\":\"Test %s\",\"agency_id\":\"%s\","
+                 "\"role\":\"%s\",\"password\":\"long enough secret\"}",
+                 name, role, agency_id, role);
+    char *id = create_id(s, admin, "/v1/users", body);
+    if (user_id != NULL)
+        *user_id = id;
+    else
+        free(id);
+    return itest_login(s, name, "long enough secret");
+}

@@ -55,3 +55,29 @@ int itest_file_contains(const char *path, const char *text);
 void itest_sleep_ms(int ms);
 
 #endif
+
+/* ---- identity helpers */
+struct json_object;
+/* A request as a user: token may be NULL; body is JSON (Content-Type set) or NULL. */
+void itest_call(const struct itest_server *s, const char *token, const char *method,
+                const char *path, const char *body, struct https_response *r);
+/* Parse the body as JSON (fails the test otherwise); caller puts it. */
+struct json_object *itest_json(const struct https_response *r);
+/* A string member (fails the test if absent). */
+const char *itest_jstr(struct json_object *o, const char *key);
+/* Assert a problem+json reply with this status; returns 1 if field is NULL or named. */
+void itest_assert_problem(const struct https_response *r, int status, const char *field);
+/* Sign in; returns the token (owned) or fails the test. */
+char *itest_login(const struct itest_server *s, const char *username, const char *password);
+/* Make a fresh admin with the CLI; returns its token (owned). */
+char *itest_new_admin(const struct itest_server *s);
+/* Create an agency (kind), returns its id (owned). */
+char *itest_new_agency(const struct itest_server *s, const char *admin, const char *kind);
+/* Create a hub; returns its id (owned). */
+char *itest_new_hub(const struct itest_server *s, const char *admin);
+/* Create a user with role in agency (hub_id for hub managers, may be NULL); returns the
+ * user's token after signing in (owned); *user_id (owned) if not NULL. */
+char *itest_new_user(const struct itest_server *s, const char *admin, const char *agency_id,
+                     const char *role, const char *hub_id, char **user_id);
+/* A unique name for this test process. */
+const char *itest_unique(const char *prefix);

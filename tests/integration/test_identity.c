@@ -1,0 +1,519 @@
+/* Identity: sign-in, sessions, throttling, roles, accounts, certificates, the audit log. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <check.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct itest_server srv; /* one server per test case, started by the fixture */
+
+static void start(void)
+{
+    itest_ensure_db();
+    itest_server_start(&srv, NULL);
+}
+
+static void stop(void)
+{
+    itest_server_stop(&srv, SIGTERM, 15);
+}
+
+static char *count(const char *fmt, const char *arg)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), fmt, arg);
+    return itest_sql_value(sql);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+START_TEST(sign_in_me_and_sign_out)
+{
+    char *admin = itest_new_admin(&srv);
+    ck_assert_int_eq(strlen(admin), 43); /* 256 random bits, base64url */
+    /* stored only as its SHA-256 */
+    char *n = count("SELECT count(*) FROM sessions WHERE token_hash = sha256('%s'::bytea)", admin);
+    ck_assert_str_eq(n, "1");
+    free(n);
+    struct https_response r = {0};
+    itest_call(&srv, admin, "GET", "/v1/me", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_object *o = itest_json(&r), *agency;
+    ck_assert_str_eq(itest_jstr(o, "role"), "admin");
+    ck_assert_str_eq(itest_jstr(o, "authenticated_by"), "token");
+    ck_assert(json_object_object_get_ex(o, "agency", &agency));
+    ck_assert_str_eq(itest_jstr(agency, "name"), "Admin agency");
+    json_object_put(o);
+    https_response_clear(&r);
+
+    itest_call(&srv, admin, "DELETE", "/v1/sessions/current", NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "GET", "/v1/me", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    ck_assert_ptr_nonnull(https_response_header(&r, "WWW-Authenticate"));
+    https_response_clear(&r);
+    free(admin);
+}
+END_TEST
+
+START_TEST(unknown_user_and_wrong_password_look_the_same)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "police");
+    char *officer = itest_new_user(&srv, admin, agency, "police_liaison", NULL, NULL);
+    char *name = count("SELECT username FROM users WHERE id = (SELECT user_id FROM sessions "
+                       "WHERE token_hash = sha256('%s'::bytea))",
+                       officer);
+    char body[256];
+    struct https_response a = {0}, b = {0};
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"wrong password!\"}", name);
+    double t0 = now_ms();
+    itest_call(&srv, NULL, "POST", "/v1/sessions", body, &a);
+    double t1 = now_ms();
+    itest_call(&srv, NULL, "POST", "/v1/sessions",
+               "{\"username\":\"nobody-at-all\",\"password\":\"wrong password!\"}", &b);
+    double t2 = now_ms();
+    itest_assert_problem(&a, 401, NULL);
+    itest_assert_problem(&b, 401, NULL);
+    ck_assert_str_eq(a.body, b.body); /* the same answer */
+    /* both ran the KDF (a real scrypt takes tens of milliseconds) */
+    ck_assert_msg(t1 - t0 > 10 && t2 - t1 > 10, "times %.1f %.1f", t1 - t0, t2 - t1);
+    https_response_clear(&a);
+    https_response_clear(&b);
+    /* both failures are in the audit log */
+    char *n = count("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND "
+                    "action LIKE 'session.create%%' AND username IN ('%s', 'nobody-at-all')",
+                    name);
+    ck_assert_str_eq(n, "2");
+    free(n);
+    free(name);
+    free(officer);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(throttled_per_username_across_restart)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "health");
+    char *uid = NULL, *tok = itest_new_user(&srv, admin, agency, "practitioner", NULL, &uid);
+    char *name = count("SELECT username FROM users WHERE id = '%s'", uid);
+    char body[256];
+    struct https_response r = {0};
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"not the password\"}", name);
+    for (int i = 0; i < 5; i++) {
+        itest_call(&srv, NULL, "POST", "/v1/sessions", body, &r);
+        ck_assert_int_eq(r.status, 401);
+        https_response_clear(&r);
+    }
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"long enough secret\"}", name);
+    itest_call(&srv, NULL, "POST", "/v1/sessions", body, &r);
+    itest_assert_problem(&r, 429, NULL); /* even the right password now */
+    int wait = atoi(https_response_header(&r, "Retry-After"));
+    ck_assert_msg(wait > 0 && wait <= 900, "Retry-After %d", wait);
+    https_response_clear(&r);
+    /* kept in the database: a restarted server still refuses */
+    stop();
+    start();
+    itest_call(&srv, NULL, "POST", "/v1/sessions", body, &r);
+    itest_assert_problem(&r, 429, NULL);
+    https_response_clear(&r);
+    /* the existing session is unaffected */
+    itest_call(&srv, tok, "GET", "/v1/me", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    free(name);
+    free(uid);
+    free(tok);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(throttled_per_address)
+{
+    ck_assert_int_eq(itest_sql("INSERT INTO login_failures (key) SELECT 'addr:127.0.0.1' "
+                               "FROM generate_series(1, 20)"),
+                     0);
+    struct https_response r = {0};
+    itest_call(&srv, NULL, "POST", "/v1/sessions",
+               "{\"username\":\"someone-new\",\"password\":\"whatever it is\"}", &r);
+    itest_assert_problem(&r, 429, NULL);
+    ck_assert_ptr_nonnull(https_response_header(&r, "Retry-After"));
+    https_response_clear(&r);
+    ck_assert_int_eq(itest_sql("DELETE FROM login_failures WHERE key = 'addr:127.0.0.1'"), 0);
+}
+END_TEST
+
+START_TEST(deactivation_revokes_at_once)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "education");
+    char *uid = NULL, *tok = itest_new_user(&srv, admin, agency, "practitioner", NULL, &uid);
+    struct https_response r = {0};
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/users/%s", uid);
+    itest_call(&srv, admin, "PATCH", path, "{\"active\":false}", &r);
+    ck_assert_int_eq(r.status, 200);
+    json_object *o = itest_json(&r), *v;
+    ck_assert(json_object_object_get_ex(o, "active", &v) && !json_object_get_boolean(v));
+    json_object_put(o);
+    https_response_clear(&r);
+    itest_call(&srv, tok, "GET", "/v1/me", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    char *n =
+        count("SELECT count(*) FROM sessions WHERE user_id = '%s' AND revoked_at IS NULL", uid);
+    ck_assert_str_eq(n, "0");
+    free(n);
+    free(uid);
+    free(tok);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(roles_enforced)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "social_care");
+    char *prac = itest_new_user(&srv, admin, agency, "practitioner", NULL, NULL);
+    struct https_response r = {0};
+    itest_call(&srv, prac, "POST", "/v1/agencies", "{\"name\":\"X\",\"kind\":\"other\"}", &r);
+    itest_assert_problem(&r, 403, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, prac, "GET", "/v1/users", NULL, &r);
+    itest_assert_problem(&r, 403, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, prac, "GET", "/v1/agencies", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    itest_call(&srv, NULL, "GET", "/v1/agencies", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, "not-a-real-token-at-all-0123456789", "GET", "/v1/me", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    free(prac);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+static const struct {
+    const char *body, *field;
+    int status;
+} bad_users[] = {
+    {"{\"username\":\"weakling\",\"display_name\":\"W\",\"agency_id\":\"%s\","
+     "\"role\":\"practitioner\",\"password\":\"short\"}",
+     "password", 422},
+    {"{\"username\":\"x1\",\"display_name\":\"W\",\"agency_id\":\"%s\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+     "username", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":\"W\",\"agency_id\":\"%s\","
+     "\"role\":\"superuser\",\"password\":\"long enough secret\"}",
+     "role", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":\"W\",\"agency_id\":\"%s\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\",\"shoe_size\":9}",
+     "shoe_size", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":7,\"agency_id\":\"%s\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+     "display_name", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":\"W\",\"agency_id\":\"%s\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\",\"hub_ids\":[\"%s\"]}",
+     "hub_ids", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":\"W\",\"agency_id\":\"%.8s\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+     "agency_id", 422},
+    {"{\"username\":\"valid.name\",\"display_name\":\"W\",\"agency_id\":"
+     "\"00000000-0000-0000-0000-000000000000\",\"role\":\"practitioner\",\"password\":\"long "
+     "enough secret\"%.0s}",
+     "agency_id", 422},
+    {"{\"username\":\"valid.name\",\"username\":\"other.name\",\"display_name\":\"W\","
+     "\"agency_id\":\"%s\",\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+     NULL, 400},
+    {"{\"username\":\"valid.name\"%.0s", NULL, 400},
+    {"[1,2,3]%.0s", NULL, 400},
+};
+
+START_TEST(bad_user_input_writes_nothing)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "housing");
+    char *before = itest_sql_value("SELECT count(*) || '/' || (SELECT count(*) FROM audit_log) "
+                                   "FROM users");
+    char body[1024];
+    struct https_response r = {0};
+    snprintf(body, sizeof(body), bad_users[_i].body, agency, agency);
+    itest_call(&srv, admin, "POST", "/v1/users", body, &r);
+    itest_assert_problem(&r, bad_users[_i].status, bad_users[_i].field);
+    https_response_clear(&r);
+    char *after = itest_sql_value("SELECT count(*) || '/' || (SELECT count(*) FROM audit_log) "
+                                  "FROM users");
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(duplicates_and_bad_paths)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "youth_justice");
+    struct https_response r = {0};
+    char body[512], name[96];
+    snprintf(name, sizeof(name), "%s", itest_unique("dup"));
+    snprintf(body, sizeof(body),
+             "{\"username\":\"%s\",\"display_name\":\"D\",\"agency_id\":\"%s\","
+             "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+             name, agency);
+    itest_call(&srv, admin, "POST", "/v1/users", body, &r);
+    ck_assert_int_eq(r.status, 201);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "POST", "/v1/users", body, &r);
+    itest_assert_problem(&r, 409, "username");
+    https_response_clear(&r);
+    itest_call(&srv, admin, "PATCH", "/v1/users/not-a-uuid", "{\"active\":false}", &r);
+    itest_assert_problem(&r, 404, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "PATCH", "/v1/users/00000000-0000-0000-0000-000000000000",
+               "{\"active\":false}", &r);
+    itest_assert_problem(&r, 404, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "GET", "/v1/users?limit=0", NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(body_checks_on_a_real_route)
+{
+    struct https_response r = {0};
+    static const char *text[] = {"Content-Type: text/plain", NULL};
+    itest_request(&srv, "POST", "/v1/sessions", text, "{\"username\":\"a\"}", &r);
+    itest_assert_problem(&r, 415, NULL);
+    https_response_clear(&r);
+    char *big = malloc(8192);
+    memset(big, ' ', 8191);
+    big[0] = '{';
+    big[8190] = '}';
+    big[8191] = '\0';
+    itest_call(&srv, NULL, "POST", "/v1/sessions", big, &r);
+    itest_assert_problem(&r, 413, NULL); /* the route's own 4 KiB limit */
+    https_response_clear(&r);
+    free(big);
+    itest_call(&srv, NULL, "POST", "/v1/sessions", "{\"username\": ", &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, NULL, "POST", "/v1/sessions", "{\"username\":\"a\"} trailing", &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, NULL, "POST", "/v1/sessions", "{\"username\":\"a\",\"password\":\"\xff\"}",
+               &r);
+    itest_assert_problem(&r, 400, NULL); /* not UTF-8 */
+    https_response_clear(&r);
+}
+END_TEST
+
+START_TEST(audit_chain_verifies_and_detects_tampering)
+{
+    char *admin = itest_new_admin(&srv);
+    struct https_response r = {0};
+    itest_call(&srv, admin, "GET", "/v1/audit/verify", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_object *o = itest_json(&r), *v;
+    ck_assert(json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v));
+    json_object_put(o);
+    https_response_clear(&r);
+
+    /* the server's role cannot change a row, and neither can the owner (trigger) */
+    ck_assert_int_ne(itest_sql("SET ROLE raise_app; UPDATE audit_log SET action = 'x' "
+                               "WHERE seq = 1;"),
+                     0);
+    ck_assert_int_ne(itest_sql("DELETE FROM audit_log WHERE seq = 1;"), 0);
+
+    /* a superuser who disables the trigger and edits a row is caught by verify */
+    char *seq = itest_sql_value("SELECT max(seq) - 1 FROM audit_log");
+    char *orig = count("SELECT purpose FROM audit_log WHERE seq = %s", seq);
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_no_update; UPDATE audit_log SET "
+             "purpose = 'tampered' WHERE seq = %s; ALTER TABLE audit_log ENABLE TRIGGER "
+             "audit_no_update;",
+             seq);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    itest_call(&srv, admin, "GET", "/v1/audit/verify", NULL, &r);
+    o = itest_json(&r);
+    ck_assert(json_object_object_get_ex(o, "ok", &v) && !json_object_get_boolean(v));
+    ck_assert(json_object_object_get_ex(o, "first_broken", &v));
+    ck_assert_str_eq(json_object_to_json_string(json_object_object_get(v, "seq")), seq);
+    json_object_put(o);
+    https_response_clear(&r);
+    /* put it back so the chain is whole again */
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_no_update; UPDATE audit_log SET "
+             "purpose = '%s' WHERE seq = %s; ALTER TABLE audit_log ENABLE TRIGGER "
+             "audit_no_update;",
+             orig, seq);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    itest_call(&srv, admin, "GET", "/v1/audit/verify", NULL, &r);
+    o = itest_json(&r);
+    ck_assert(json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v));
+    json_object_put(o);
+    https_response_clear(&r);
+    free(seq);
+    free(orig);
+    free(admin);
+}
+END_TEST
+
+START_TEST(audit_rows_name_who_what_why)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "police");
+    struct https_response r = {0};
+    const char *h[] = {NULL, "X-Purpose: annual account review", NULL};
+    char auth[128];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", admin);
+    h[0] = auth;
+    itest_request(&srv, "GET", "/v1/audit?limit=1", h, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    char *row = count("SELECT action || '|' || route || '|' || role || '|' || client_addr || '|' "
+                      "|| length(request_id) || '|' || purpose FROM audit_log WHERE "
+                      "user_id = (SELECT user_id FROM sessions WHERE token_hash = "
+                      "sha256('%s'::bytea)) ORDER BY seq DESC LIMIT 1",
+                      admin);
+    ck_assert_str_eq(row, "audit.read|GET /v1/audit|admin|127.0.0.1|32|annual account review");
+    free(row);
+    /* the agency creation is there with its record id */
+    row = count("SELECT count(*) FROM audit_log WHERE action = 'agency.create' AND "
+                "record_id = '%s'",
+                agency);
+    ck_assert_str_eq(row, "1");
+    free(row);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+START_TEST(hub_managers_see_only_their_hubs_audit)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "hub");
+    char *hub_a = itest_new_hub(&srv, admin), *hub_b = itest_new_hub(&srv, admin);
+    char *mgr = itest_new_user(&srv, admin, agency, "hub_manager", hub_a, NULL);
+    struct https_response r = {0};
+    itest_call(&srv, mgr, "GET", "/v1/audit?limit=200", NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, hub_a) != NULL, "own hub's rows missing");
+    ck_assert_msg(strstr(r.body, hub_b) == NULL, "another hub's rows shown");
+    https_response_clear(&r);
+    free(mgr);
+    free(hub_a);
+    free(hub_b);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
+struct slow_login {
+    const struct itest_server *s;
+    struct https_response r;
+};
+
+static void *login_thread(void *p)
+{
+    struct slow_login *l = p;
+    itest_call(l->s, NULL, "POST", "/v1/sessions",
+               "{\"username\":\"no-such-user\",\"password\":\"anything at all\"}", &l->r);
+    return NULL;
+}
+
+START_TEST(sigterm_lets_in_flight_requests_finish)
+{
+    /* hold a lock so the sign-in's first query waits in the database */
+    itest_sh("psql -X -q '%s' -c 'BEGIN; LOCK TABLE login_failures IN ACCESS EXCLUSIVE MODE; "
+             "SELECT pg_sleep(1.5); COMMIT;' >/dev/null 2>&1 &",
+             itest.conninfo);
+    itest_sleep_ms(300);
+    struct slow_login l = {.s = &srv};
+    pthread_t t;
+    pthread_create(&t, NULL, login_thread, &l);
+    /* wait until the server holds it (the /metrics request itself is the other one) */
+    int held = 0;
+    for (int i = 0; i < 100 && !held; i++) {
+        struct https_response m = {0};
+        itest_request(&srv, "GET", "/metrics", NULL, NULL, &m);
+        held = strstr(m.body, "raise_requests_in_flight 2\n") != NULL;
+        https_response_clear(&m);
+        if (!held)
+            itest_sleep_ms(20);
+    }
+    ck_assert_msg(held, "the sign-in never reached the server");
+    int rc = itest_server_stop(&srv, SIGTERM, 15);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(l.r.status, 401); /* answered, not dropped */
+    https_response_clear(&l.r);
+    start(); /* for the fixture's teardown */
+}
+END_TEST
+
+START_TEST(database_down_gives_503_on_queries)
+{
+    ck_assert_int_eq(
+        itest_sh("'%s/scripts/pgcluster' stop '%s' >/dev/null", RAISE_SOURCE_DIR, itest.pgdir), 0);
+    itest_sleep_ms(300);
+    struct https_response r = {0};
+    itest_call(&srv, NULL, "POST", "/v1/sessions",
+               "{\"username\":\"anyone\",\"password\":\"anything at all\"}", &r);
+    itest_assert_problem(&r, 503, NULL);
+    ck_assert_str_eq(https_response_header(&r, "Retry-After"), "2");
+    https_response_clear(&r);
+    itest_ensure_db();
+}
+END_TEST
+
+Suite *identity_suite(void)
+{
+    Suite *s = suite_create("identity");
+    TCase *tc = tcase_create("identity");
+    tcase_add_checked_fixture(tc, start, stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sign_in_me_and_sign_out);
+    tcase_add_test(tc, unknown_user_and_wrong_password_look_the_same);
+    tcase_add_test(tc, throttled_per_username_across_restart);
+    tcase_add_test(tc, throttled_per_address);
+    tcase_add_test(tc, deactivation_revokes_at_once);
+    tcase_add_test(tc, roles_enforced);
+    tcase_add_loop_test(tc, bad_user_input_writes_nothing, 0,
+                        sizeof(bad_users) / sizeof(bad_users[0]));
+    tcase_add_test(tc, duplicates_and_bad_paths);
+    tcase_add_test(tc, body_checks_on_a_real_route);
+    tcase_add_test(tc, audit_chain_verifies_and_detects_tampering);
+    tcase_add_test(tc, audit_rows_name_who_what_why);
+    tcase_add_test(tc, hub_managers_see_only_their_hubs_audit);
+    tcase_add_test(tc, sigterm_lets_in_flight_requests_finish);
+    tcase_add_test(tc, database_down_gives_503_on_queries);
+    suite_add_tcase(s, tc);
+    return s;
+}
