@@ -7,6 +7,7 @@
 #include "xmalloc.h"
 
 #include <event2/http.h>
+#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -58,19 +59,19 @@ static void copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-struct auth_user *auth_user_from_row(PGresult *res, int row)
+struct auth_user *auth_user_from_row(PGresult *res, int row, int col)
 {
     struct auth_user *u = xcalloc(1, sizeof(*u));
-    copy(u->id, sizeof(u->id), PQgetvalue(res, row, 0));
-    copy(u->username, sizeof(u->username), PQgetvalue(res, row, 1));
-    copy(u->display_name, sizeof(u->display_name), PQgetvalue(res, row, 2));
-    u->role = role_parse(PQgetvalue(res, row, 3));
-    copy(u->agency_id, sizeof(u->agency_id), PQgetvalue(res, row, 4));
-    copy(u->agency_name, sizeof(u->agency_name), PQgetvalue(res, row, 5));
-    copy(u->agency_kind, sizeof(u->agency_kind), PQgetvalue(res, row, 6));
-    u->hub_ids = xstrdup(PQgetvalue(res, row, 7));
-    if (PQnfields(res) > 8)
-        copy(u->session_id, sizeof(u->session_id), PQgetvalue(res, row, 8));
+    copy(u->id, sizeof(u->id), PQgetvalue(res, row, col + 0));
+    copy(u->username, sizeof(u->username), PQgetvalue(res, row, col + 1));
+    copy(u->display_name, sizeof(u->display_name), PQgetvalue(res, row, col + 2));
+    u->role = role_parse(PQgetvalue(res, row, col + 3));
+    copy(u->agency_id, sizeof(u->agency_id), PQgetvalue(res, row, col + 4));
+    copy(u->agency_name, sizeof(u->agency_name), PQgetvalue(res, row, col + 5));
+    copy(u->agency_kind, sizeof(u->agency_kind), PQgetvalue(res, row, col + 6));
+    u->hub_ids = xstrdup(PQgetvalue(res, row, col + 7));
+    if (PQnfields(res) > col + 8)
+        copy(u->session_id, sizeof(u->session_id), PQgetvalue(res, row, col + 8));
     return u;
 }
 
@@ -90,7 +91,7 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
         unauthorized(r, "the credentials are missing, expired or revoked; sign in again");
         return;
     }
-    r->user = auth_user_from_row(res, 0);
+    r->user = auth_user_from_row(res, 0, 0);
     if (r->user->role < 0 || !(r->route->access & (1 << r->user->role))) {
         http_reply_error(r, 403, "your role may not do this");
         return;
@@ -142,20 +143,50 @@ void auth_dispatch(struct http_req *r)
     unauthorized(r, "sign in first (POST /v1/sessions) and send the token as a bearer token");
 }
 
-/* The access rules, one place. docs/access.md is this function as a table. */
+/* The access rules, one place; docs/access.md is this function as a table. The route table
+ * has already checked the caller's role may use the route at all. */
 int auth_allow(const struct auth_user *u, enum auth_action a, enum auth_record rec,
                const char *hub_id)
 {
     switch (rec) {
-    case REC_ACCOUNTS:
-        return u->role == ROLE_ADMIN || a == AUTH_READ;
+    case REC_ACCOUNTS: /* agencies are listed to everyone; users and changes: admins */
+        return u->role == ROLE_ADMIN || (a == AUTH_READ && hub_id == NULL);
     case REC_HUB:
         return a == AUTH_READ || u->role == ROLE_ADMIN;
     case REC_AUDIT:
+        /* Admins read every row. Hub managers read rows about their own hubs: hub_id NULL
+         * asks "every row", which only an admin may. Nobody writes audit rows by hand. */
+        if (a != AUTH_READ)
+            return 0;
         if (u->role == ROLE_ADMIN)
-            return a == AUTH_READ;
-        return u->role == ROLE_HUB_MANAGER && a == AUTH_READ &&
-               (hub_id == NULL || strstr(u->hub_ids, hub_id) != NULL);
+            return 1;
+        return u->role == ROLE_HUB_MANAGER && hub_id != NULL && strstr(u->hub_ids, hub_id);
     }
     return 0;
+}
+
+json_object *auth_user_json(const struct auth_user *u)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(u->id));
+    json_object_object_add(o, "username", json_object_new_string(u->username));
+    json_object_object_add(o, "display_name", json_object_new_string(u->display_name));
+    json_object_object_add(o, "role", json_object_new_string(role_names[u->role]));
+    json_object *agency = json_object_new_object();
+    json_object_object_add(agency, "id", json_object_new_string(u->agency_id));
+    json_object_object_add(agency, "name", json_object_new_string(u->agency_name));
+    json_object_object_add(agency, "kind", json_object_new_string(u->agency_kind));
+    json_object_object_add(o, "agency", agency);
+    json_object *hubs = json_object_new_array();
+    for (const char *a = u->hub_ids; *a != '\0';) {
+        a += strspn(a, "{},");
+        size_t n = strcspn(a, ",}");
+        if (n == 36)
+            json_object_array_add(hubs, json_object_new_string_len(a, 36));
+        a += n;
+    }
+    json_object_object_add(o, "hub_ids", hubs);
+    json_object_object_add(o, "authenticated_by",
+                           json_object_new_string(u->session_id[0] ? "token" : "certificate"));
+    return o;
 }

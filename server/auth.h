@@ -7,6 +7,7 @@
 
 struct http_req;
 struct pg_result;
+struct json_object;
 
 struct auth_user {
     char id[37];
@@ -25,7 +26,9 @@ struct auth_user {
 void auth_dispatch(struct http_req *r);
 void auth_user_free(struct auth_user *u);
 /* From a row of USER columns (see auth.c); owned. */
-struct auth_user *auth_user_from_row(struct pg_result *res, int row);
+struct auth_user *auth_user_from_row(struct pg_result *res, int row, int col);
+/* The user as GET /v1/me shows it (also the "user" of a new session). */
+struct json_object *auth_user_json(const struct auth_user *u);
 
 /* Actions on records, for auth_allow. */
 enum auth_action { AUTH_READ, AUTH_WRITE };

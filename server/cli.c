@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "audit.h"
 #include "password.h"
 #include "xmalloc.h"
 
@@ -24,9 +25,15 @@ static const char create_sql[] =
     "WITH found AS (SELECT id FROM agencies WHERE lower(name) = lower($2)), "
     "made AS (INSERT INTO agencies (name, kind) SELECT $2, 'other' "
     "         WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
-    "agency AS (SELECT id FROM found UNION ALL SELECT id FROM made) "
-    "INSERT INTO users (username, display_name, agency_id, role, password_hash) "
-    "SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id";
+    "agency AS (SELECT id FROM found UNION ALL SELECT id FROM made), "
+    "u AS (INSERT INTO users (username, display_name, agency_id, role, password_hash) "
+    "      SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id), "
+    AUDIT_CTE("$4", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u") " "
+    "SELECT id FROM u";
+
+/* Who did it: the operator at the console. */
+static const char cli_context[] = "{\"route\":\"raised create-admin\",\"client_addr\":\"local "
+                                  "console\",\"purpose\":\"first administrator account\"}";
 
 int cli_create_admin(const char *conninfo, const char *username, const char *agency_name, FILE *out,
                      char **cause)
@@ -56,8 +63,8 @@ int cli_create_admin(const char *conninfo, const char *username, const char *age
         *cause = xasprintf("database: cannot connect: %.*s", (int)strcspn(m, "\n"), m);
         goto done;
     }
-    const char *params[] = {username, agency_name, hash};
-    PGresult *r = PQexecParams(pg, create_sql, 3, NULL, params, NULL, NULL, 0);
+    const char *params[] = {username, agency_name, hash, cli_context};
+    PGresult *r = PQexecParams(pg, create_sql, 4, NULL, params, NULL, NULL, 0);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         fprintf(out, "username: %s\npassword: %s\n", username, password);

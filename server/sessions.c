@@ -52,15 +52,23 @@ static void login_free(void *p)
     free(l);
 }
 
+/* Failure counts for the username and the address, and how long until each would drop below
+ * its limit again (when its limit-th newest failure leaves the 15-minute window). */
+#define WINDOW_COUNT(key) \
+    "(SELECT count(*) FROM login_failures WHERE key = " key \
+    " AND at > now() - interval '15 minutes')"
+#define WINDOW_WAIT(key, limit) \
+    "(SELECT ceil(extract(epoch FROM at + interval '15 minutes' - now()))::int " \
+    " FROM login_failures WHERE key = " key " AND at > now() - interval '15 minutes' " \
+    " ORDER BY at DESC OFFSET " limit " - 1 LIMIT 1)"
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 static const char lookup_sql[] =
-    "SELECT (SELECT count(*) FROM login_failures WHERE key = 'user:' || $1 "
-    "        AND at > now() - interval '15 minutes'), "
-    "       (SELECT count(*) FROM login_failures WHERE key = 'addr:' || $2 "
-    "        AND at > now() - interval '15 minutes'), "
-    "       (SELECT ceil(extract(epoch FROM min(at) + interval '15 minutes' - now()))::int "
-    "        FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
-    "        AND at > now() - interval '15 minutes'), "
-    "       u.id, u.password_hash, u.active "
+    "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT("'addr:' || $2") ", "
+    "greatest(" WINDOW_WAIT("'user:' || $1", XSTR(FAILS_PER_USER)) ", "
+    WINDOW_WAIT("'addr:' || $2", XSTR(FAILS_PER_ADDR)) "), "
+    "u.id, u.password_hash, u.active "
     "FROM (SELECT 1) one LEFT JOIN users u ON u.username = $1";
 
 static const char success_sql[] =
@@ -76,7 +84,7 @@ static const char success_sql[] =
                "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
                "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
                "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
-               "                 WHERE h.user_id = u.id), '{}') "
+               "                 WHERE h.user_id = u.id), '{}'), s.id "
                "FROM s, users u JOIN agencies a ON a.id = u.agency_id, (SELECT count(*) FROM "
                "audit) x "
                "WHERE u.id = $1";
@@ -131,26 +139,6 @@ static void failed_recorded(struct http_req *r, enum db_status st, PGresult *res
     http_reply_error(r, 401, "the username or password is not right");
 }
 
-static json_object *user_json_from(PGresult *res, int col)
-{
-    json_object *u = json_object_new_object();
-    static const char *const names[] = {"id",        "username",    "display_name", "role",
-                                        "agency_id", "agency_name", "agency_kind"};
-    for (int i = 0; i < 7; i++)
-        json_object_object_add(u, names[i], json_object_new_string(PQgetvalue(res, 0, col + i)));
-    json_object *hubs = json_object_new_array();
-    const char *a = PQgetvalue(res, 0, col + 7); /* {id,id} */
-    while (*a != '\0') {
-        a += strspn(a, "{},");
-        size_t n = strcspn(a, ",}");
-        if (n == 36)
-            json_object_array_add(hubs, json_object_new_string_len(a, 36));
-        a += n;
-    }
-    json_object_object_add(u, "hub_ids", hubs);
-    return u;
-}
-
 static void session_made(struct http_req *r, enum db_status st, PGresult *res)
 {
     char *token = r->handler_data;
@@ -164,7 +152,9 @@ static void session_made(struct http_req *r, enum db_status st, PGresult *res)
     json_object_object_add(o, "token", json_object_new_string(token));
     json_object_object_add(o, "expires_at", json_object_new_string(PQgetvalue(res, 0, 0)));
     json_object_object_add(o, "absolute_expires_at", json_object_new_string(PQgetvalue(res, 0, 1)));
-    json_object_object_add(o, "user", user_json_from(res, 2));
+    struct auth_user *u = auth_user_from_row(res, 0, 2);
+    json_object_object_add(o, "user", auth_user_json(u));
+    auth_user_free(u);
     explicit_bzero(token, strlen(token));
     free(token);
     http_reply_json(r, 201, o);
@@ -292,27 +282,5 @@ void sessions_delete(struct http_req *r)
 
 void me_get(struct http_req *r)
 {
-    const struct auth_user *u = r->user;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(u->id));
-    json_object_object_add(o, "username", json_object_new_string(u->username));
-    json_object_object_add(o, "display_name", json_object_new_string(u->display_name));
-    json_object_object_add(o, "role", json_object_new_string(role_names[u->role]));
-    json_object *agency = json_object_new_object();
-    json_object_object_add(agency, "id", json_object_new_string(u->agency_id));
-    json_object_object_add(agency, "name", json_object_new_string(u->agency_name));
-    json_object_object_add(agency, "kind", json_object_new_string(u->agency_kind));
-    json_object_object_add(o, "agency", agency);
-    json_object *hubs = json_object_new_array();
-    for (const char *a = u->hub_ids; *a != '\0';) {
-        a += strspn(a, "{},");
-        size_t n = strcspn(a, ",}");
-        if (n == 36)
-            json_object_array_add(hubs, json_object_new_string_len(a, 36));
-        a += n;
-    }
-    json_object_object_add(o, "hub_ids", hubs);
-    json_object_object_add(o, "authenticated_by",
-                           json_object_new_string(u->session_id[0] ? "token" : "certificate"));
-    http_reply_json(r, 200, o);
+    http_reply_json(r, 200, auth_user_json(r->user));
 }

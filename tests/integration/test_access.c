@@ -1,0 +1,164 @@
+/* The access matrix: every route x every kind of caller (x own hub / other hub for hub
+ * managers) -> the exact status. A route added to server/routes.c without a row here fails
+ * the coverage test, so the matrix grows with the API. docs/access.md is the same table. */
+#define _GNU_SOURCE
+#include "harness.h"
+#include "routes.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum caller { ANON, ADMIN, MGR_OWN, MGR_OTHER, POLICE, PRAC, NCALLERS };
+static const char *const caller_names[] = {"anonymous",      "admin",  "hub_manager(own hub)",
+                                           "hub_manager(other hub)", "police_liaison",
+                                           "practitioner"};
+
+struct cell {
+    const char *method, *pattern, *path, *body;
+    int want[NCALLERS];
+};
+
+/* {u} = a unique suffix, {id} = the target user's id, {agency} = an agency id */
+static const struct cell matrix[] = {
+    {"GET", "/healthz", "/healthz", NULL, {200, 200, 200, 200, 200, 200}},
+    {"GET", "/metrics", "/metrics", NULL, {200, 200, 200, 200, 200, 200}},
+    {"POST", "/v1/sessions", "/v1/sessions",
+     "{\"username\":\"nobody-{u}\",\"password\":\"not a password\"}",
+     {401, 401, 401, 401, 401, 401}},
+    {"GET", "/v1/me", "/v1/me", NULL, {401, 200, 200, 200, 200, 200}},
+    {"POST", "/v1/agencies", "/v1/agencies", "{\"name\":\"Agency {u}\",\"kind\":\"health\"}",
+     {401, 201, 403, 403, 403, 403}},
+    {"GET", "/v1/agencies", "/v1/agencies", NULL, {401, 200, 200, 200, 200, 200}},
+    {"POST", "/v1/hubs", "/v1/hubs", "{\"name\":\"Hub {u}\",\"local_authority\":\"Somerset\"}",
+     {401, 201, 403, 403, 403, 403}},
+    {"GET", "/v1/hubs", "/v1/hubs", NULL, {401, 200, 200, 200, 200, 200}},
+    {"POST", "/v1/users", "/v1/users",
+     "{\"username\":\"m{u}\",\"display_name\":\"M\",\"agency_id\":\"{agency}\","
+     "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
+     {401, 201, 403, 403, 403, 403}},
+    {"GET", "/v1/users", "/v1/users", NULL, {401, 200, 403, 403, 403, 403}},
+    {"PATCH", "/v1/users/{id}", "/v1/users/{id}", "{\"display_name\":\"Renamed {u}\"}",
+     {401, 200, 403, 403, 403, 403}},
+    {"POST", "/v1/users/{id}/certificates", "/v1/users/{id}/certificates",
+     "{\"fingerprint\":\"{u}\"}", {401, 201, 403, 403, 403, 403}},
+    {"GET", "/v1/audit", "/v1/audit", NULL, {401, 200, 200, 200, 403, 403}},
+    {"GET", "/v1/audit/verify", "/v1/audit/verify", NULL, {401, 200, 200, 200, 403, 403}},
+    /* last: it ends the caller's session */
+    {"DELETE", "/v1/sessions/current", "/v1/sessions/current", NULL,
+     {401, 204, 204, 204, 204, 204}},
+};
+#define NCELLS (sizeof(matrix) / sizeof(matrix[0]))
+
+/* Replace {u}, {id} and {agency} in t. */
+static void fill(char *out, size_t cap, const char *t, const char *u, const char *id,
+                 const char *agency)
+{
+    size_t n = 0;
+    while (*t != '\0' && n + 1 < cap) {
+        const char *v = NULL;
+        size_t skip = 0;
+        if (strncmp(t, "{u}", 3) == 0)
+            v = u, skip = 3;
+        else if (strncmp(t, "{id}", 4) == 0)
+            v = id, skip = 4;
+        else if (strncmp(t, "{agency}", 8) == 0)
+            v = agency, skip = 8;
+        if (v != NULL) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", v);
+            t += skip;
+        } else {
+            out[n++] = *t++;
+        }
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
+START_TEST(every_route_has_a_row)
+{
+    for (size_t i = 0; i < routes_count; i++) {
+        int found = 0;
+        for (size_t j = 0; j < NCELLS; j++)
+            found |= strcmp(matrix[j].method, router_method_name(routes[i].method)) == 0 &&
+                     strcmp(matrix[j].pattern, routes[i].pattern) == 0;
+        ck_assert_msg(found, "%s %s has no row in the access matrix",
+                      router_method_name(routes[i].method), routes[i].pattern);
+    }
+}
+END_TEST
+
+START_TEST(every_route_every_caller)
+{
+    struct itest_server s;
+    itest_sql("DELETE FROM login_failures WHERE key LIKE 'addr:%'"); /* earlier tests' */
+    itest_server_start(&s, NULL);
+    char *admin = itest_new_admin(&s);
+    char *hub_agency = itest_new_agency(&s, admin, "hub");
+    char *police_agency = itest_new_agency(&s, admin, "police");
+    char *health = itest_new_agency(&s, admin, "health");
+    char *hub_a = itest_new_hub(&s, admin), *hub_b = itest_new_hub(&s, admin);
+    char *target = NULL;
+    char *tok_target = itest_new_user(&s, admin, health, "practitioner", NULL, &target);
+    char *tokens[NCALLERS] = {
+        NULL,
+        itest_new_admin(&s),
+        itest_new_user(&s, admin, hub_agency, "hub_manager", hub_a, NULL),
+        itest_new_user(&s, admin, hub_agency, "hub_manager", hub_b, NULL),
+        itest_new_user(&s, admin, police_agency, "police_liaison", NULL, NULL),
+        itest_new_user(&s, admin, health, "practitioner", NULL, NULL),
+    };
+    int failures = 0;
+    for (size_t i = 0; i < NCELLS; i++) {
+        for (int c = 0; c < NCALLERS; c++) {
+            char unique[80], path[256], body[1024];
+            unsigned char raw[32];
+            snprintf(unique, sizeof(unique), "%s", itest_unique("x"));
+            if (strstr(matrix[i].pattern, "certificates")) { /* a fresh 64-hex fingerprint */
+                FILE *f = fopen("/dev/urandom", "r");
+                ck_assert_int_eq(fread(raw, 1, 32, f), 32);
+                fclose(f);
+                for (int k = 0; k < 32; k++)
+                    snprintf(unique + 2 * k, 3, "%02x", raw[k]);
+            }
+            fill(path, sizeof(path), matrix[i].path, unique, target, health);
+            if (matrix[i].body)
+                fill(body, sizeof(body), matrix[i].body, unique, target, health);
+            struct https_response r = {0};
+            itest_call(&s, tokens[c], matrix[i].method, path, matrix[i].body ? body : NULL, &r);
+            if (r.status != matrix[i].want[c]) {
+                fprintf(stderr, "access: %s %s as %s: want %d, got %d: %s\n", matrix[i].method,
+                        matrix[i].pattern, caller_names[c], matrix[i].want[c], r.status, r.body);
+                failures++;
+            }
+            https_response_clear(&r);
+        }
+    }
+    ck_assert_msg(failures == 0, "%d cells of the access matrix were wrong (see above)",
+                  failures);
+    for (int c = 0; c < NCALLERS; c++)
+        free(tokens[c]);
+    free(tok_target);
+    free(target);
+    free(hub_a);
+    free(hub_b);
+    free(health);
+    free(police_agency);
+    free(hub_agency);
+    free(admin);
+    itest_server_stop(&s, SIGTERM, 15);
+}
+END_TEST
+
+Suite *access_suite(void)
+{
+    Suite *s = suite_create("access");
+    TCase *tc = tcase_create("matrix");
+    tcase_add_unchecked_fixture(tc, itest_ensure_db, NULL);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, every_route_has_a_row);
+    tcase_add_test(tc, every_route_every_caller);
+    suite_add_tcase(s, tc);
+    return s;
+}
