@@ -12,9 +12,9 @@
 #include <string.h>
 
 enum caller { ANON, ADMIN, MGR_OWN, MGR_OTHER, POLICE, PRAC, NCALLERS };
-static const char *const caller_names[] = {"anonymous",      "admin",  "hub_manager(own hub)",
-                                           "hub_manager(other hub)", "police_liaison",
-                                           "practitioner"};
+static const char *const caller_names[] = {
+    "anonymous",      "admin",       "hub_manager(own hub)", "hub_manager(other hub)",
+    "police_liaison", "practitioner"};
 
 struct cell {
     const char *method, *pattern, *path, *body;
@@ -25,29 +25,48 @@ struct cell {
 static const struct cell matrix[] = {
     {"GET", "/healthz", "/healthz", NULL, {200, 200, 200, 200, 200, 200}},
     {"GET", "/metrics", "/metrics", NULL, {200, 200, 200, 200, 200, 200}},
-    {"POST", "/v1/sessions", "/v1/sessions",
+    {"POST",
+     "/v1/sessions",
+     "/v1/sessions",
      "{\"username\":\"nobody-{u}\",\"password\":\"not a password\"}",
      {401, 401, 401, 401, 401, 401}},
     {"GET", "/v1/me", "/v1/me", NULL, {401, 200, 200, 200, 200, 200}},
-    {"POST", "/v1/agencies", "/v1/agencies", "{\"name\":\"Agency {u}\",\"kind\":\"health\"}",
+    {"POST",
+     "/v1/agencies",
+     "/v1/agencies",
+     "{\"name\":\"Agency {u}\",\"kind\":\"health\"}",
      {401, 201, 403, 403, 403, 403}},
     {"GET", "/v1/agencies", "/v1/agencies", NULL, {401, 200, 200, 200, 200, 200}},
-    {"POST", "/v1/hubs", "/v1/hubs", "{\"name\":\"Hub {u}\",\"local_authority\":\"Somerset\"}",
+    {"POST",
+     "/v1/hubs",
+     "/v1/hubs",
+     "{\"name\":\"Hub {u}\",\"local_authority\":\"Somerset\"}",
      {401, 201, 403, 403, 403, 403}},
     {"GET", "/v1/hubs", "/v1/hubs", NULL, {401, 200, 200, 200, 200, 200}},
-    {"POST", "/v1/users", "/v1/users",
+    {"POST",
+     "/v1/users",
+     "/v1/users",
      "{\"username\":\"m{u}\",\"display_name\":\"M\",\"agency_id\":\"{agency}\","
      "\"role\":\"practitioner\",\"password\":\"long enough secret\"}",
      {401, 201, 403, 403, 403, 403}},
     {"GET", "/v1/users", "/v1/users", NULL, {401, 200, 403, 403, 403, 403}},
-    {"PATCH", "/v1/users/{id}", "/v1/users/{id}", "{\"display_name\":\"Renamed {u}\"}",
+    {"PATCH",
+     "/v1/users/{id}",
+     "/v1/users/{id}",
+     "{\"display_name\":\"Renamed {u}\"}",
      {401, 200, 403, 403, 403, 403}},
-    {"POST", "/v1/users/{id}/certificates", "/v1/users/{id}/certificates",
-     "{\"fingerprint\":\"{u}\"}", {401, 201, 403, 403, 403, 403}},
+    {"POST",
+     "/v1/users/{id}/certificates",
+     "/v1/users/{id}/certificates",
+     "{\"fingerprint\":\"{u}\"}",
+     {401, 201, 403, 403, 403, 403}},
     {"GET", "/v1/audit", "/v1/audit", NULL, {401, 200, 200, 200, 403, 403}},
     {"GET", "/v1/audit/verify", "/v1/audit/verify", NULL, {401, 200, 200, 200, 403, 403}},
     /* last: it ends the caller's session */
-    {"DELETE", "/v1/sessions/current", "/v1/sessions/current", NULL,
+    {"DELETE",
+     "/v1/sessions/current",
+     "/v1/sessions/current",
+     NULL,
      {401, 204, 204, 204, 204, 204}},
 };
 #define NCELLS (sizeof(matrix) / sizeof(matrix[0]))
@@ -135,8 +154,7 @@ START_TEST(every_route_every_caller)
             https_response_clear(&r);
         }
     }
-    ck_assert_msg(failures == 0, "%d cells of the access matrix were wrong (see above)",
-                  failures);
+    ck_assert_msg(failures == 0, "%d cells of the access matrix were wrong (see above)", failures);
     for (int c = 0; c < NCALLERS; c++)
         free(tokens[c]);
     free(tok_target);

@@ -495,6 +495,75 @@ START_TEST(database_down_gives_503_on_queries)
 }
 END_TEST
 
+START_TEST(client_certificate_signs_in_a_registered_user)
+{
+    char extra[PATH_MAX + 32];
+    snprintf(extra, sizeof(extra), "tls_client_ca = %s/ca.pem\n", itest.certs);
+    struct itest_server s;
+    itest_server_start(&s, extra);
+    char *admin = itest_new_admin(&s);
+    char *agency = itest_new_agency(&s, admin, "police");
+    char *uid = NULL, *tok = itest_new_user(&s, admin, agency, "police_liaison", NULL, &uid);
+    char cert[PATH_MAX + 16], key[PATH_MAX + 16];
+    snprintf(cert, sizeof(cert), "%s/client.pem", itest.certs);
+    snprintf(key, sizeof(key), "%s/client.key", itest.certs);
+    struct https_opts o = itest_opts(&s);
+    o.cert_file = cert;
+    o.key_file = key;
+    struct https_response r = {0};
+    char *cause = NULL;
+
+    /* presented but not registered: no sign-in */
+    ck_assert_int_eq(https_fetch(&o, "GET", "/v1/me", NULL, NULL, 0, &r, &cause), 0);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+
+    /* the admin registers its SHA-256 fingerprint to the user */
+    char *fp = NULL, cmd[PATH_MAX * 2];
+    snprintf(cmd, sizeof(cmd),
+             "openssl x509 -in '%s' -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | "
+             "tr A-F a-f",
+             cert);
+    FILE *p = popen(cmd, "r");
+    char line[128] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
+    pclose(p);
+    line[strcspn(line, "\n")] = '\0';
+    fp = line;
+    char body[160], path[96];
+    snprintf(body, sizeof(body), "{\"fingerprint\":\"%s\"}", fp);
+    snprintf(path, sizeof(path), "/v1/users/%s/certificates", uid);
+    itest_call(&s, admin, "POST", path, body, &r);
+    ck_assert_int_eq(r.status, 201);
+    https_response_clear(&r);
+    itest_call(&s, admin, "POST", path, body, &r);
+    itest_assert_problem(&r, 409, "fingerprint");
+    https_response_clear(&r);
+
+    ck_assert_int_eq(https_fetch(&o, "GET", "/v1/me", NULL, NULL, 0, &r, &cause), 0);
+    ck_assert_int_eq(r.status, 200);
+    json_object *j = itest_json(&r);
+    ck_assert_str_eq(itest_jstr(j, "id"), uid);
+    ck_assert_str_eq(itest_jstr(j, "authenticated_by"), "certificate");
+    json_object_put(j);
+    https_response_clear(&r);
+
+    /* deactivated: the certificate no longer signs in */
+    snprintf(path, sizeof(path), "/v1/users/%s", uid);
+    itest_call(&s, admin, "PATCH", path, "{\"active\":false}", &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert_int_eq(https_fetch(&o, "GET", "/v1/me", NULL, NULL, 0, &r, &cause), 0);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    free(uid);
+    free(tok);
+    free(agency);
+    free(admin);
+    itest_server_stop(&s, SIGTERM, 15);
+}
+END_TEST
+
 Suite *identity_suite(void)
 {
     Suite *s = suite_create("identity");
@@ -517,5 +586,10 @@ Suite *identity_suite(void)
     tcase_add_test(tc, sigterm_lets_in_flight_requests_finish);
     tcase_add_test(tc, database_down_gives_503_on_queries);
     suite_add_tcase(s, tc);
+    TCase *tcert = tcase_create("certificates");
+    tcase_add_unchecked_fixture(tcert, itest_ensure_db, NULL);
+    tcase_set_timeout(tcert, 120);
+    tcase_add_test(tcert, client_certificate_signs_in_a_registered_user);
+    suite_add_tcase(s, tcert);
     return s;
 }
