@@ -564,6 +564,85 @@ START_TEST(client_certificate_signs_in_a_registered_user)
 }
 END_TEST
 
+struct writer {
+    const struct itest_server *s;
+    const char *admin;
+    int created;
+};
+
+static void *write_agencies(void *p)
+{
+    struct writer *w = p;
+    for (int i = 0; i < 10; i++) {
+        char body[160];
+        struct https_response r = {0};
+        snprintf(body, sizeof(body), "{\"name\":\"%s\",\"kind\":\"other\"}",
+                 itest_unique("Concurrent "));
+        itest_call(w->s, w->admin, "POST", "/v1/agencies", body, &r);
+        w->created += r.status == 201;
+        https_response_clear(&r);
+    }
+    return NULL;
+}
+
+START_TEST(two_instances_share_throttling_and_one_chain)
+{
+    struct itest_server a, b;
+    itest_server_start(&a, NULL);
+    itest_server_start(&b, NULL);
+    char *admin = itest_new_admin(&a);
+
+    /* 8 writers, half on each instance, appending audit rows at the same time */
+    char *before = itest_sql_value("SELECT count(*) FROM audit_log");
+    struct writer w[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct writer){.s = i % 2 ? &b : &a, .admin = admin};
+        pthread_create(&t[i], NULL, write_agencies, &w[i]);
+    }
+    int created = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        created += w[i].created;
+    }
+    ck_assert_int_eq(created, 80);
+    char *after = itest_sql_value("SELECT count(*) FROM audit_log");
+    ck_assert_int_ge(atol(after) - atol(before), 80);
+    struct https_response r = {0};
+    itest_call(&b, admin, "GET", "/v1/audit/verify", NULL, &r);
+    json_object *o = itest_json(&r), *v;
+    ck_assert_msg(json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v),
+                  "chain broken: %s", r.body);
+    json_object_put(o);
+    https_response_clear(&r);
+    char *gaps = itest_sql_value("SELECT count(*) FROM (SELECT seq - lag(seq) OVER (ORDER BY "
+                                 "seq) AS d FROM audit_log) x WHERE d <> 1");
+    ck_assert_str_eq(gaps, "0");
+
+    /* failed sign-ins counted on both instances add up */
+    char body[160];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"not it at all\"}",
+             itest_unique("shared"));
+    for (int i = 0; i < 5; i++) {
+        itest_call(i % 2 ? &b : &a, NULL, "POST", "/v1/sessions", body, &r);
+        ck_assert_int_eq(r.status, 401);
+        https_response_clear(&r);
+    }
+    itest_call(&a, NULL, "POST", "/v1/sessions", body, &r);
+    itest_assert_problem(&r, 429, NULL);
+    https_response_clear(&r);
+    itest_call(&b, NULL, "POST", "/v1/sessions", body, &r);
+    itest_assert_problem(&r, 429, NULL);
+    https_response_clear(&r);
+    free(gaps);
+    free(before);
+    free(after);
+    free(admin);
+    itest_server_stop(&a, SIGTERM, 15);
+    itest_server_stop(&b, SIGTERM, 15);
+}
+END_TEST
+
 Suite *identity_suite(void)
 {
     Suite *s = suite_create("identity");
@@ -590,6 +669,7 @@ Suite *identity_suite(void)
     tcase_add_unchecked_fixture(tcert, itest_ensure_db, NULL);
     tcase_set_timeout(tcert, 120);
     tcase_add_test(tcert, client_certificate_signs_in_a_registered_user);
+    tcase_add_test(tcert, two_instances_share_throttling_and_one_chain);
     suite_add_tcase(s, tcert);
     return s;
 }
