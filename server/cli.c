@@ -27,9 +27,10 @@ static const char create_sql[] =
     "         WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
     "agency AS (SELECT id FROM found UNION ALL SELECT id FROM made), "
     "u AS (INSERT INTO users (username, display_name, agency_id, role, password_hash) "
-    "      SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id), "
-    AUDIT_CTE("$4", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u") " "
-    "SELECT id FROM u";
+    "      SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id), " AUDIT_CTE(
+        "$4", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL",
+        ", u") " "
+               "SELECT id FROM u";
 
 /* Who did it: the operator at the console. */
 static const char cli_context[] = "{\"route\":\"raised create-admin\",\"client_addr\":\"local "

@@ -54,22 +54,33 @@ static void login_free(void *p)
 
 /* Failure counts for the username and the address, and how long until each would drop below
  * its limit again (when its limit-th newest failure leaves the 15-minute window). */
-#define WINDOW_COUNT(key) \
-    "(SELECT count(*) FROM login_failures WHERE key = " key \
+#define WINDOW_COUNT(key)                                                                          \
+    "(SELECT count(*) FROM login_failures WHERE key = " key                                        \
     " AND at > now() - interval '15 minutes')"
-#define WINDOW_WAIT(key, limit) \
-    "(SELECT ceil(extract(epoch FROM at + interval '15 minutes' - now()))::int " \
-    " FROM login_failures WHERE key = " key " AND at > now() - interval '15 minutes' " \
+#define WINDOW_WAIT(key, limit)                                                                    \
+    "(SELECT ceil(extract(epoch FROM at + interval '15 minutes' - now()))::int "                   \
+    " FROM login_failures WHERE key = " key " AND at > now() - interval '15 minutes' "             \
     " ORDER BY at DESC OFFSET " limit " - 1 LIMIT 1)"
-#define STR(x) #x
+#define STR(x)  #x
 #define XSTR(x) STR(x)
 
-static const char lookup_sql[] =
-    "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT("'addr:' || $2") ", "
-    "greatest(" WINDOW_WAIT("'user:' || $1", XSTR(FAILS_PER_USER)) ", "
-    WINDOW_WAIT("'addr:' || $2", XSTR(FAILS_PER_ADDR)) "), "
-    "u.id, u.password_hash, u.active "
-    "FROM (SELECT 1) one LEFT JOIN users u ON u.username = $1";
+static const char lookup_sql[] = "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT(
+    "'addr:' || $2") ", "
+                     "greatest(" WINDOW_WAIT(
+                         "'user:' || $1",
+                         XSTR(
+                             FAILS_PER_USER)) ", " WINDOW_WAIT("'addr:' || $2",
+                                                               XSTR(
+                                                                   FAILS_PER_ADDR)) "), "
+                                                                                    "u.id, "
+                                                                                    "u.password_"
+                                                                                    "hash, "
+                                                                                    "u.active "
+                                                                                    "FROM (SELECT "
+                                                                                    "1) one LEFT "
+                                                                                    "JOIN users u "
+                                                                                    "ON u.username "
+                                                                                    "= $1";
 
 static const char success_sql[] =
     "WITH s AS (INSERT INTO sessions (user_id, token_hash, expires_at) "
@@ -192,6 +203,24 @@ static void verify_done(void *p)
     login_free(l);
 }
 
+/* A refused attempt is a sign-in failure too: it is audited, but not counted (or a locked
+ * account could never unlock). */
+static const char throttled_sql[] =
+    "WITH " AUDIT_CTE("$1", "'session.create.throttled'", "'denied'", "'session'", "NULL", "NULL",
+                      "NULL", "") " SELECT count(*) FROM audit";
+
+static void throttled(struct http_req *r, enum db_status st, PGresult *res)
+{
+    int wait = (int)(long)r->handler_data;
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    struct problem *p = problem_new(429, "too many failed sign-ins; try again later");
+    problem_set_retry_after(p, wait);
+    http_reply_problem(r, p);
+}
+
 static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
 {
     struct login *l = r->handler_data;
@@ -203,12 +232,14 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
     }
     long ufail = atol(PQgetvalue(res, 0, 0)), afail = atol(PQgetvalue(res, 0, 1));
     if (ufail >= FAILS_PER_USER || afail >= FAILS_PER_ADDR) {
-        struct problem *p = problem_new(429, "too many failed sign-ins; try again later");
         int wait = atoi(PQgetvalue(res, 0, 2));
-        problem_set_retry_after(p, wait > 0 ? wait : 1);
         log_warn("request %s: sign-in throttled", r->id);
+        char *ctx = login_context(r, l->username);
+        const char *params[] = {ctx};
+        r->handler_data = (void *)(long)(wait > 0 ? wait : 1);
         login_free(l);
-        http_reply_problem(r, p);
+        http_query(r, throttled_sql, 1, params, throttled);
+        free(ctx);
         return;
     }
     if (!PQgetisnull(res, 0, 3)) {

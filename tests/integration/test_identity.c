@@ -128,6 +128,11 @@ START_TEST(throttled_per_username_across_restart)
     int wait = atoi(https_response_header(&r, "Retry-After"));
     ck_assert_msg(wait > 0 && wait <= 900, "Retry-After %d", wait);
     https_response_clear(&r);
+    char *audited = count("SELECT count(*) FROM audit_log WHERE username = '%s' AND "
+                          "action = 'session.create.throttled' AND outcome = 'denied'",
+                          name);
+    ck_assert_str_eq(audited, "1");
+    free(audited);
     /* kept in the database: a restarted server still refuses */
     stop();
     start();
