@@ -137,7 +137,7 @@ static int listen_socket(const char *host, int port, int probe, char **cause)
 
 static int bound_port(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;

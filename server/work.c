@@ -19,7 +19,7 @@ struct work_job {
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    STAILQ_HEAD(, work_job) queue;
+    STAILQ_HEAD(job_queue, work_job) queue;
     pthread_t *threads;
     int n;
     int stopping;
