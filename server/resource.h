@@ -1,0 +1,35 @@
+/* Shared pieces of resource handlers (see resource.c). */
+#ifndef RAISE_RESOURCE_H
+#define RAISE_RESOURCE_H
+
+#include "db.h"
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+struct http_req;
+struct json_field;
+
+/* A failed statement: a known constraint violation becomes 409/422 naming the field; anything
+ * else is a logged 500. */
+void res_reply_error(struct http_req *r, PGresult *res);
+/* Parse + validate the body against fields; NULL after replying 400/422. */
+json_object *res_read_body(struct http_req *r, const struct json_field *f, size_t n);
+/* A row as an object: column names are keys; "*_ids"/"team"/"restricted_to" uuid[] columns
+ * become arrays, "active" a boolean, NULL null. */
+json_object *res_row_json(PGresult *res, int row);
+/* Reply with the first row (404 if none), status on success. */
+void res_reply_row(struct http_req *r, enum db_status st, PGresult *res, int status);
+void res_created(struct http_req *r, enum db_status st, PGresult *res);
+void res_updated(struct http_req *r, enum db_status st, PGresult *res);
+/* Reply {"items": rows, "next": cursor}: r->handler_data holds the page limit; the statement
+ * fetched limit + 1 rows; column `cursor_column` of the last row is the next cursor. */
+void res_listed(struct http_req *r, enum db_status st, PGresult *res);
+/* limit (default 50, max 200) and before (decoded cursor, owned, may be NULL); -1 after 400. */
+int res_page(struct http_req *r, int *limit, char **before);
+/* A list statement with $1 = before, $2 = limit. */
+void res_run_list(struct http_req *r, const char *sql);
+/* The {id} path parameter (lowercased, owned); NULL after a 404 if it is not a UUID. */
+char *res_path_id(struct http_req *r);
+
+#endif
