@@ -46,9 +46,10 @@ void agencies_create(struct http_req *r)
 
 void agencies_list(struct http_req *r)
 {
-    res_run_list(r, "SELECT id, name, kind, to_char(created_at AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at FROM agencies "
-                    "WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2::int + 1");
+    res_run_list(r,
+                 "SELECT id, name, kind, to_char(created_at AT TIME ZONE 'UTC', "
+                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, name AS _cursor FROM agencies "
+                 "WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2::int + 1");
 }
 
 /* ---- hubs */
@@ -77,7 +78,7 @@ void hubs_create(struct http_req *r)
 
 void hubs_list(struct http_req *r)
 {
-    res_run_list(r, "SELECT id, name, local_authority, time_zone FROM hubs "
+    res_run_list(r, "SELECT id, name, local_authority, time_zone, name AS _cursor FROM hubs "
                     "WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2::int + 1");
 }
 
@@ -213,8 +214,10 @@ void users_create(struct http_req *r)
 
 void users_list(struct http_req *r)
 {
-    res_run_list(r, "SELECT " USER_COLS " FROM users u WHERE $1::text IS NULL OR u.username > $1 "
-                    "ORDER BY u.username LIMIT $2::int + 1");
+    res_run_list(r,
+                 "SELECT " USER_COLS
+                 ", u.username AS _cursor FROM users u WHERE $1::text IS NULL OR u.username > $1 "
+                 "ORDER BY u.username LIMIT $2::int + 1");
 }
 
 /* Deactivating revokes every session of the user in the same statement. */

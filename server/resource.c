@@ -77,7 +77,9 @@ json_object *res_row_json(PGresult *res, int row)
     for (int c = 0; c < PQnfields(res); c++) {
         const char *name = PQfname(res, c), *v = PQgetvalue(res, row, c);
         size_t nl = strlen(name);
-        if (PQgetisnull(res, row, c)) {
+        if (name[0] == '_') {
+            continue; /* internal columns (the list cursor) */
+        } else if (PQgetisnull(res, row, c)) {
             json_object_object_add(o, name, NULL);
         } else if (strcmp(name, "active") == 0) {
             json_object_object_add(o, name, json_object_new_boolean(v[0] == 't'));
@@ -136,8 +138,9 @@ void res_listed(struct http_req *r, enum db_status st, PGresult *res)
         json_object_array_add(items, res_row_json(res, i));
     json_object *body = json_object_new_object();
     json_object_object_add(body, "items", items);
-    if (n > limit) {
-        const char *key = PQgetvalue(res, limit - 1, 1); /* column 1: the sort key */
+    int cur_col = PQfnumber(res, "_cursor");
+    if (n > limit && cur_col >= 0) {
+        const char *key = PQgetvalue(res, limit - 1, cur_col);
         char *cur = util_base64url((const unsigned char *)key, strlen(key));
         json_object_object_add(body, "next", json_object_new_string(cur));
         free(cur);

@@ -9,6 +9,9 @@
 #define AUDITORS (ACCESS_ADMIN | ACCESS_HUB_MANAGER)
 #define SMALL    LIMIT_BODY_SMALL
 #define NONE     LIMIT_BODY_NONE
+#define MANAGER  ACCESS_HUB_MANAGER
+/* case data: every role but admin (admins manage accounts and never see case data) */
+#define CASE (ACCESS_HUB_MANAGER | ACCESS_POLICE | ACCESS_PRACTITIONER)
 
 const struct route routes[] = {
     /* method, pattern, handler, who may call it, body limit, audit purpose */
@@ -26,6 +29,10 @@ const struct route routes[] = {
     {METHOD_PATCH, "/v1/users/{id}", users_update, ADMIN, SMALL, "account administration"},
     {METHOD_POST, "/v1/users/{id}/certificates", certificates_create, ADMIN, SMALL,
      "account administration"},
+    {METHOD_POST, "/v1/subjects", subjects_create, MANAGER, SMALL, "case management"},
+    {METHOD_GET, "/v1/subjects", subjects_list, CASE, NONE, "case management"},
+    {METHOD_GET, "/v1/subjects/{id}", subjects_get, CASE, NONE, "case management"},
+    {METHOD_PATCH, "/v1/subjects/{id}", subjects_update, MANAGER, SMALL, "case management"},
     {METHOD_GET, "/v1/audit", audit_list, AUDITORS, NONE, "audit review"},
     {METHOD_GET, "/v1/audit/verify", audit_verify, AUDITORS, NONE, "audit verification"},
 };

@@ -26,5 +26,9 @@ void users_create(struct http_req *r);
 void users_list(struct http_req *r);
 void users_update(struct http_req *r);
 void certificates_create(struct http_req *r);
+void subjects_create(struct http_req *r);
+void subjects_list(struct http_req *r);
+void subjects_get(struct http_req *r);
+void subjects_update(struct http_req *r);
 
 #endif

@@ -7,12 +7,14 @@
 Suite *foundation_suite(void);
 Suite *identity_suite(void);
 Suite *access_suite(void);
+Suite *subjects_suite(void);
 
 int main(void)
 {
     itest_global_setup();
     SRunner *sr = srunner_create(foundation_suite());
     srunner_add_suite(sr, identity_suite());
+    srunner_add_suite(sr, subjects_suite());
     srunner_add_suite(sr, access_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

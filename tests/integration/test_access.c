@@ -6,6 +6,7 @@
 #include "routes.h"
 
 #include <check.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,21 @@ static const struct cell matrix[] = {
      "/v1/users/{id}/certificates",
      "{\"fingerprint\":\"{u}\"}",
      {401, 201, 403, 403, 403, 403}},
+    /* a young person on hub A (hub_manager(own hub) manages A) with the police on the team */
+    {"POST",
+     "/v1/subjects",
+     "/v1/subjects",
+     "{\"hub_id\":\"{hub}\",\"reference\":\"M-{u}\",\"given_name\":\"Matrix\","
+     "\"family_name\":\"Case\",\"date_of_birth\":\"2010-01-01\",\"status\":\"in_care\","
+     "\"key_worker\":\"K\"}",
+     {401, 403, 201, 403, 403, 403}},
+    {"GET", "/v1/subjects", "/v1/subjects", NULL, {401, 403, 200, 200, 200, 200}},
+    {"GET", "/v1/subjects/{id}", "/v1/subjects/{subject}", NULL, {401, 403, 200, 404, 200, 404}},
+    {"PATCH",
+     "/v1/subjects/{id}",
+     "/v1/subjects/{subject}",
+     "{\"status\":\"edge_of_care\"}",
+     {401, 403, 200, 404, 403, 403}},
     {"GET", "/v1/audit", "/v1/audit", NULL, {401, 200, 200, 200, 403, 403}},
     {"GET", "/v1/audit/verify", "/v1/audit/verify", NULL, {401, 200, 200, 200, 403, 403}},
     /* last: it ends the caller's session */
@@ -71,20 +87,18 @@ static const struct cell matrix[] = {
 };
 #define NCELLS (sizeof(matrix) / sizeof(matrix[0]))
 
-/* Replace {u}, {id} and {agency} in t. */
-static void fill(char *out, size_t cap, const char *t, const char *u, const char *id,
-                 const char *agency)
+/* Replace {name} placeholders in t with values from vars (pairs, NULL-terminated). */
+static void fill(char *out, size_t cap, const char *t, const char *const *vars)
 {
     size_t n = 0;
     while (*t != '\0' && n + 1 < cap) {
         const char *v = NULL;
         size_t skip = 0;
-        if (strncmp(t, "{u}", 3) == 0)
-            v = u, skip = 3;
-        else if (strncmp(t, "{id}", 4) == 0)
-            v = id, skip = 4;
-        else if (strncmp(t, "{agency}", 8) == 0)
-            v = agency, skip = 8;
+        for (int i = 0; *t == '{' && vars[i] != NULL; i += 2) {
+            size_t k = strlen(vars[i]);
+            if (strncmp(t + 1, vars[i], k) == 0 && t[k + 1] == '}')
+                v = vars[i + 1], skip = k + 2;
+        }
         if (v != NULL) {
             n += (size_t)snprintf(out + n, cap - n, "%s", v);
             t += skip;
@@ -128,6 +142,19 @@ START_TEST(every_route_every_caller)
         itest_new_user(&s, admin, police_agency, "police_liaison", NULL, NULL),
         itest_new_user(&s, admin, health, "practitioner", NULL, NULL),
     };
+    char sbody[512];
+    snprintf(sbody, sizeof(sbody),
+             "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"Matrix\","
+             "\"family_name\":\"Subject\",\"date_of_birth\":\"2011-05-05\","
+             "\"status\":\"edge_of_care\",\"key_worker\":\"K\",\"team\":[\"%s\"]}",
+             hub_a, itest_unique("MS-"), police_agency);
+    struct https_response sr = {0};
+    itest_call(&s, tokens[MGR_OWN], "POST", "/v1/subjects", sbody, &sr);
+    ck_assert_msg(sr.status == 201, "%s", sr.body);
+    json_object *so = itest_json(&sr);
+    char *subject = strdup(itest_jstr(so, "id"));
+    json_object_put(so);
+    https_response_clear(&sr);
     int failures = 0;
     for (size_t i = 0; i < NCELLS; i++) {
         for (int c = 0; c < NCALLERS; c++) {
@@ -141,9 +168,11 @@ START_TEST(every_route_every_caller)
                 for (int k = 0; k < 32; k++)
                     snprintf(unique + 2 * k, 3, "%02x", raw[k]);
             }
-            fill(path, sizeof(path), matrix[i].path, unique, target, health);
+            const char *vars[] = {"u",   unique, "id",      target,  "agency", health,
+                                  "hub", hub_a,  "subject", subject, NULL};
+            fill(path, sizeof(path), matrix[i].path, vars);
             if (matrix[i].body)
-                fill(body, sizeof(body), matrix[i].body, unique, target, health);
+                fill(body, sizeof(body), matrix[i].body, vars);
             struct https_response r = {0};
             itest_call(&s, tokens[c], matrix[i].method, path, matrix[i].body ? body : NULL, &r);
             if (r.status != matrix[i].want[c]) {
@@ -158,6 +187,7 @@ START_TEST(every_route_every_caller)
     for (int c = 0; c < NCALLERS; c++)
         free(tokens[c]);
     free(tok_target);
+    free(subject);
     free(target);
     free(hub_a);
     free(hub_b);

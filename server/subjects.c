@@ -1,0 +1,297 @@
+/* Young people: create (hub managers of the hub), list / read (their team and the hub's
+ * managers), change status, key worker or team. Every read is audited per young person, in
+ * the same statement as the read. */
+#include "subjects.h"
+
+#include "audit.h"
+#include "auth.h"
+#include "http.h"
+#include "json.h"
+#include "problem.h"
+#include "resource.h"
+#include "routes.h"
+#include "xmalloc.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const statuses[] = {"in_care", "edge_of_care", "edging_to_care", "care_leaver",
+                                       NULL};
+
+static const struct json_field create_fields[] = {
+    {"hub_id", JK_UUID, 1, 0, 0, NULL},
+    {"reference", JK_STRING, 1, 1, 64, NULL},
+    {"given_name", JK_STRING, 1, 1, 100, NULL},
+    {"family_name", JK_STRING, 1, 1, 100, NULL},
+    {"date_of_birth", JK_STRING, 1, 10, 10, NULL},
+    {"status", JK_ENUM, 1, 0, 0, statuses},
+    {"key_worker", JK_STRING, 1, 1, 200, NULL},
+    {"team", JK_UUID_ARRAY, 0, 0, 30, NULL},
+};
+
+static const struct json_field patch_fields[] = {
+    {"status", JK_ENUM, 0, 0, 0, statuses},
+    {"key_worker", JK_STRING, 0, 1, 200, NULL},
+    {"team", JK_UUID_ARRAY, 0, 0, 30, NULL},
+};
+
+static int parse_date(const char *s, int *y, int *m, int *d)
+{
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+            return -1;
+    *y = atoi(s), *m = atoi(s + 5), *d = atoi(s + 8);
+    int leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*m < 1 || *m > 12 || *d < 1 || *d > days[*m - 1] || (*m == 2 && *d == 29 && !leap))
+        return -1;
+    return 0;
+}
+
+int subjects_age(const char *dob, const char *today)
+{
+    int y, m, d, ty, tm, td;
+    if (parse_date(dob, &y, &m, &d) < 0 || parse_date(today, &ty, &tm, &td) < 0)
+        return -1;
+    int age = ty - y - (tm < m || (tm == m && td < d));
+    return age < 0 ? -1 : age;
+}
+
+static void today_utc(char out[11])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* hub managers manage hubs; is id one of them? (ids are lowercase UUIDs) */
+static int manages(const struct http_req *r, const char *hub_id)
+{
+    char lower[37];
+    snprintf(lower, sizeof(lower), "%s", hub_id);
+    for (char *c = lower; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return r->user->role == ROLE_HUB_MANAGER && strstr(r->user->hub_ids, lower) != NULL;
+}
+
+static char *id_array(json_object *o, const char *key)
+{
+    json_object *a;
+    if (!json_object_object_get_ex(o, key, &a) || a == NULL)
+        return NULL;
+    size_t n = json_object_array_length(a);
+    char *s = xcalloc(n * 37 + 3, 1);
+    strcat(s, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            strcat(s, ",");
+        strcat(s, json_object_get_string(json_object_array_get_idx(a, i)));
+    }
+    strcat(s, "}");
+    return s;
+}
+
+static const char create_sql[] =
+    "WITH s AS (INSERT INTO subjects (hub_id, reference, given_name, family_name, "
+    "           date_of_birth, status, key_worker) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "           RETURNING *), "
+    "t AS (INSERT INTO subject_team (subject_id, agency_id) SELECT s.id, unnest($8::uuid[]) "
+    "      FROM s RETURNING agency_id), " AUDIT_CTE(
+        "$9", "'subject.create'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
+        ", s") " "
+               "SELECT " SUBJECT_COLUMNS(
+                   "s") ", coalesce((SELECT array_agg(agency_id ORDER BY agency_id) "
+                        "FROM t), '{}') AS team FROM s";
+
+void subjects_create(struct http_req *r)
+{
+    json_object *o =
+        res_read_body(r, create_fields, sizeof(create_fields) / sizeof(*create_fields));
+    if (o == NULL)
+        return;
+    char today[11];
+    today_utc(today);
+    int age = subjects_age(json_str(o, "date_of_birth"), today);
+    if (age < 12 || age > 25) {
+        struct problem *p = problem_new(422, "the request has invalid fields");
+        problem_add_field(p, "date_of_birth",
+                          age < 0 ? "must be a real date (YYYY-MM-DD), not in the future"
+                                  : "the young person must be 12 to 25 years old (is %d)",
+                          age);
+        json_object_put(o);
+        http_reply_problem(r, p);
+        return;
+    }
+    if (!manages(r, json_str(o, "hub_id"))) {
+        json_object_put(o);
+        http_reply_error(r, 403, "you do not manage this hub");
+        return;
+    }
+    char *team = id_array(o, "team"), *ctx = audit_context(r);
+    const char *params[] = {
+        json_str(o, "hub_id"),      json_str(o, "reference"),     json_str(o, "given_name"),
+        json_str(o, "family_name"), json_str(o, "date_of_birth"), json_str(o, "status"),
+        json_str(o, "key_worker"),  team ? team : "{}",           ctx};
+    http_query(r, create_sql, 9, params, res_created);
+    free(team);
+    free(ctx);
+    json_object_put(o);
+}
+
+/* ---- list and read: only what the caller may see; one audit row per young person shown */
+
+static const char list_sql[] = "WITH rows AS (SELECT " SUBJECT_COLUMNS(
+    "s") ", "
+         "  array(SELECT agency_id FROM subject_team WHERE subject_id = s.id ORDER BY agency_id) "
+         "  AS team, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || "
+         "  '|' || s.id AS _cursor, s.created_at AS _at "
+         "  FROM subjects s WHERE " SUBJECT_VISIBLE(
+             "s",
+             "$3", "$4") " "
+                         "  AND ($5::uuid IS NULL OR s.hub_id = $5::uuid) "
+                         "  AND ($6::text IS NULL OR strpos(lower(s.reference), lower($6)) > 0 "
+                         "       OR strpos(lower(s.given_name || ' ' || s.family_name), lower($6)) "
+                         "> 0) "
+                         "  AND ($1::text IS NULL OR (s.created_at, s.id) < "
+                         "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
+                         "'|', 2)::uuid)) "
+                         "  ORDER BY s.created_at DESC, s.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
+                             "$7", "'subject.read'", "'ok'", "'subject'", "shown.id::text",
+                             "shown.id", "shown.hub_id",
+                             ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
+                             "shown") " "
+                                      "SELECT * FROM rows ORDER BY _at DESC, id DESC";
+
+static void listed_or_bad_cursor(struct http_req *r, enum db_status st, PGresult *res)
+{
+    const char *state = db_sqlstate(res);
+    if (st == DB_ERROR && (strncmp(state, "22", 2) == 0)) {
+        http_reply_error(r, 400, "before must be a cursor from a previous page's next");
+        return;
+    }
+    res_listed(r, st, res);
+}
+
+void subjects_list(struct http_req *r)
+{
+    int limit;
+    char *before, lim[16];
+    char *hub = http_query_param(r, "hub_id"), *q = http_query_param(r, "q");
+    if (hub != NULL && !json_is_uuid(hub)) {
+        http_reply_error(r, 400, "hub_id must be an id (UUID)");
+        goto done;
+    }
+    if (q != NULL && (strlen(q) == 0 || strlen(q) > 100)) {
+        http_reply_error(r, 400, "q must be 1 to 100 characters");
+        goto done;
+    }
+    if (res_page(r, &limit, &before) < 0)
+        goto done;
+    snprintf(lim, sizeof(lim), "%d", limit);
+    char *ctx = audit_context(r);
+    const char *params[] = {before, lim, r->user->agency_id, r->user->hub_ids, hub, q, ctx};
+    r->handler_data = (void *)(long)limit;
+    http_query(r, list_sql, 7, params, listed_or_bad_cursor);
+    free(ctx);
+    free(before);
+done:
+    free(hub);
+    free(q);
+}
+
+static const char read_sql[] = "WITH s AS (SELECT " SUBJECT_COLUMNS(
+    "s") ", array(SELECT agency_id FROM subject_team "
+         "           WHERE subject_id = s.id ORDER BY agency_id) AS team FROM subjects s "
+         "           WHERE s.id = $1 AND " SUBJECT_VISIBLE("s", "$2", "$3") "), " AUDIT_CTE(
+             "$4", "'subject.read'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
+             ", s") " SELECT * FROM s";
+
+void subjects_get(struct http_req *r)
+{
+    char *id = res_path_id(r);
+    if (id == NULL)
+        return;
+    char *ctx = audit_context(r);
+    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
+    http_query(r, read_sql, 4, params, res_updated); /* no row: 404, hidden or absent alike */
+    free(ctx);
+    free(id);
+}
+
+/* ---- PATCH: the hub's managers change status, key worker or team; the change is streamed */
+
+static const char patch_sql[] =
+    "WITH target AS (SELECT s.id, s.hub_id = ANY($6::uuid[]) AS mine, "
+    "  " SUBJECT_VISIBLE(
+        "s", "$5",
+        "$6") " AS visible FROM subjects s WHERE s.id = $1), "
+              "u AS (UPDATE subjects SET status = coalesce($2, status), "
+              "      key_worker = coalesce($3, key_worker), updated_at = now() FROM target "
+              "      WHERE subjects.id = target.id AND target.mine RETURNING subjects.*), "
+              "gone AS (DELETE FROM subject_team WHERE $4::uuid[] IS NOT NULL "
+              "         AND subject_id IN (SELECT id FROM u) AND agency_id <> ALL($4::uuid[])), "
+              "added AS (INSERT INTO subject_team (subject_id, agency_id) "
+              "          SELECT u.id, a FROM u, unnest($4::uuid[]) a WHERE $4::uuid[] IS NOT NULL "
+              "          ON CONFLICT DO NOTHING RETURNING agency_id), "
+              "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+              "       SELECT 'subject.updated', u.id, u.hub_id, u.id FROM u RETURNING "
+              "id), " AUDIT_CTE(
+                  "$7", "'subject.update'", "'ok'", "'subject'", "u.id::text", "u.id", "u.hub_id",
+                  ", u") " "
+                         "SELECT target.mine AS _mine, target.visible AS "
+                         "_visible, " SUBJECT_COLUMNS(
+                             "u") ", "
+                                  "  CASE WHEN $4::uuid[] IS NULL THEN array(SELECT agency_id FROM "
+                                  "subject_team "
+                                  "       WHERE subject_id = u.id ORDER BY agency_id) "
+                                  "  ELSE array(SELECT DISTINCT a FROM unnest($4::uuid[]) a ORDER "
+                                  "BY a) END AS team "
+                                  "FROM target LEFT JOIN u ON u.id = target.id";
+
+static void patched(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        res_reply_error(r, res);
+        return;
+    }
+    if (PQntuples(res) == 0 || PQgetvalue(res, 0, 1)[0] != 't') {
+        http_reply_error(r, 404, "there is no such record");
+        return;
+    }
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        http_reply_error(r, 403, "only the managers of this young person's hub may change it");
+        return;
+    }
+    http_reply_json(r, 200, res_row_json(res, 0));
+}
+
+void subjects_update(struct http_req *r)
+{
+    char *id = res_path_id(r);
+    if (id == NULL)
+        return;
+    json_object *o = res_read_body(r, patch_fields, sizeof(patch_fields) / sizeof(*patch_fields));
+    if (o == NULL) {
+        free(id);
+        return;
+    }
+    char *team = id_array(o, "team"), *ctx = audit_context(r);
+    const char *params[] = {id,
+                            json_has(o, "status") ? json_str(o, "status") : NULL,
+                            json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL,
+                            team,
+                            r->user->agency_id,
+                            r->user->hub_ids,
+                            ctx};
+    http_query(r, patch_sql, 7, params, patched);
+    free(team);
+    free(ctx);
+    free(id);
+    json_object_put(o);
+}

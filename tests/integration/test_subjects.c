@@ -1,0 +1,298 @@
+/* Young people: creation rules, visibility (team, non-team, other hub), search, paging,
+ * team changes taking effect at once, and audit of every read. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <check.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct itest_server srv;
+
+/* A hub with a manager, a police agency + officer, a health agency + practitioner, and a
+ * practitioner of an agency not on any team; plus a second hub with its own manager. */
+static struct world {
+    char *admin, *hub, *hub2, *hub_agency, *police, *health, *outsider_agency;
+    char *mgr, *mgr2, *officer, *nurse, *outsider;
+} w;
+
+static void start(void)
+{
+    itest_ensure_db();
+    itest_sql("DELETE FROM login_failures WHERE key LIKE 'addr:%'");
+    itest_server_start(&srv, NULL);
+    w.admin = itest_new_admin(&srv);
+    w.hub = itest_new_hub(&srv, w.admin);
+    w.hub2 = itest_new_hub(&srv, w.admin);
+    w.hub_agency = itest_new_agency(&srv, w.admin, "hub");
+    w.police = itest_new_agency(&srv, w.admin, "police");
+    w.health = itest_new_agency(&srv, w.admin, "health");
+    w.outsider_agency = itest_new_agency(&srv, w.admin, "housing");
+    w.mgr = itest_new_user(&srv, w.admin, w.hub_agency, "hub_manager", w.hub, NULL);
+    w.mgr2 = itest_new_user(&srv, w.admin, w.hub_agency, "hub_manager", w.hub2, NULL);
+    w.officer = itest_new_user(&srv, w.admin, w.police, "police_liaison", NULL, NULL);
+    w.nurse = itest_new_user(&srv, w.admin, w.health, "practitioner", NULL, NULL);
+    w.outsider = itest_new_user(&srv, w.admin, w.outsider_agency, "practitioner", NULL, NULL);
+}
+
+static void stop(void)
+{
+    itest_server_stop(&srv, SIGTERM, 15);
+}
+
+static const char *dob_years_ago(int years)
+{
+    static char buf[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02d", tm.tm_year + 1900 - years, tm.tm_mon + 1,
+             tm.tm_mday > 28 ? 28 : tm.tm_mday);
+    return buf;
+}
+
+/* Create a young person on hub with the given team; returns the id (owned). */
+static char *new_subject(const char *hub, const char *team_json, const char *name)
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"%s\","
+             "\"family_name\":\"Testperson\",\"date_of_birth\":\"%s\",\"status\":"
+             "\"edge_of_care\",\"key_worker\":\"Sam Keyworker\",\"team\":%s}",
+             hub, itest_unique("REF-"), name, dob_years_ago(15), team_json);
+    struct https_response r = {0};
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    ck_assert_msg(r.status == 201, "create: %d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *id = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    return id;
+}
+
+static int status_of(const char *token, const char *method, const char *path, const char *body)
+{
+    struct https_response r = {0};
+    itest_call(&srv, token, method, path, body, &r);
+    int st = r.status;
+    https_response_clear(&r);
+    return st;
+}
+
+START_TEST(create_and_see_by_need_to_know)
+{
+    char team[256], path[128];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *id = new_subject(w.hub, team, "Alex");
+    snprintf(path, sizeof(path), "/v1/subjects/%s", id);
+    ck_assert_int_eq(status_of(w.mgr, "GET", path, NULL), 200);     /* the hub's manager */
+    ck_assert_int_eq(status_of(w.officer, "GET", path, NULL), 200); /* on the team */
+    ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 404);   /* not on the team */
+    ck_assert_int_eq(status_of(w.outsider, "GET", path, NULL), 404);
+    ck_assert_int_eq(status_of(w.mgr2, "GET", path, NULL), 404);  /* another hub */
+    ck_assert_int_eq(status_of(w.admin, "GET", path, NULL), 403); /* admins: no case data */
+
+    struct https_response r = {0};
+    itest_call(&srv, w.officer, "GET", path, NULL, &r);
+    json_object *o = itest_json(&r), *t;
+    ck_assert_str_eq(itest_jstr(o, "given_name"), "Alex");
+    ck_assert_str_eq(itest_jstr(o, "status"), "edge_of_care");
+    ck_assert(json_object_object_get_ex(o, "team", &t) && json_object_array_length(t) == 1);
+    ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(t, 0)), w.police);
+    json_object_put(o);
+    https_response_clear(&r);
+
+    /* each read is in the audit log with the young person's id */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log WHERE action = 'subject.read' AND subject_id = "
+             "'%s'",
+             id);
+    char *n = itest_sql_value(sql);
+    ck_assert_int_ge(atoi(n), 3);
+    free(n);
+    free(id);
+}
+END_TEST
+
+START_TEST(team_change_takes_effect_at_once)
+{
+    char team[256], path[128], body[256];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *id = new_subject(w.hub, team, "Jordan");
+    snprintf(path, sizeof(path), "/v1/subjects/%s", id);
+    ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 404);
+    snprintf(body, sizeof(body), "{\"team\":[\"%s\",\"%s\"],\"status\":\"in_care\"}", w.health,
+             w.police);
+    struct https_response r = {0};
+    itest_call(&srv, w.mgr, "PATCH", path, body, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r), *t;
+    ck_assert_str_eq(itest_jstr(o, "status"), "in_care");
+    ck_assert(json_object_object_get_ex(o, "team", &t) && json_object_array_length(t) == 2);
+    json_object_put(o);
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 200);
+    snprintf(body, sizeof(body), "{\"team\":[\"%s\"]}", w.health);
+    ck_assert_int_eq(status_of(w.mgr, "PATCH", path, body), 200);
+    ck_assert_int_eq(status_of(w.officer, "GET", path, NULL), 404); /* taken off: gone */
+    /* the change is an event for the stream */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM events WHERE type = 'subject.updated' AND subject_id = '%s'",
+             id);
+    char *n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "2");
+    free(n);
+    /* only the hub's managers may change it: visible to the nurse but forbidden */
+    ck_assert_int_eq(status_of(w.nurse, "PATCH", path, "{\"status\":\"care_leaver\"}"), 403);
+    ck_assert_int_eq(status_of(w.mgr2, "PATCH", path, "{\"status\":\"care_leaver\"}"), 404);
+    free(id);
+}
+END_TEST
+
+START_TEST(list_search_and_pages)
+{
+    char team[128];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+    char *ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = new_subject(w.hub, team, i == 2 ? "Quincey" : "Robin");
+    char path[256];
+    struct https_response r = {0};
+    /* search by name */
+    snprintf(path, sizeof(path), "/v1/subjects?hub_id=%s&q=quinc", w.hub);
+    itest_call(&srv, w.nurse, "GET", path, NULL, &r);
+    json_object *o = itest_json(&r), *items, *next;
+    ck_assert(json_object_object_get_ex(o, "items", &items));
+    ck_assert_int_eq(json_object_array_length(items), 1);
+    ck_assert_str_eq(itest_jstr(json_object_array_get_idx(items, 0), "id"), ids[2]);
+    json_object_put(o);
+    https_response_clear(&r);
+    /* pages of 2, newest first, no repeats, no gaps */
+    char seen[5][40];
+    int nseen = 0;
+    char cursor[256] = "";
+    for (int page = 0; page < 10; page++) {
+        snprintf(path, sizeof(path), "/v1/subjects?hub_id=%s&limit=2%s%s", w.hub,
+                 cursor[0] ? "&before=" : "", cursor);
+        itest_call(&srv, w.nurse, "GET", path, NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        o = itest_json(&r);
+        ck_assert(json_object_object_get_ex(o, "items", &items));
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+            const char *id = itest_jstr(json_object_array_get_idx(items, i), "id");
+            for (int k = 0; k < nseen; k++)
+                ck_assert_str_ne(seen[k], id);
+            if (nseen < 5)
+                snprintf(seen[nseen++], 40, "%s", id);
+        }
+        int more = json_object_object_get_ex(o, "next", &next) && next != NULL;
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_object_get_string(next));
+        json_object_put(o);
+        https_response_clear(&r);
+        if (!more)
+            break;
+    }
+    ck_assert_int_eq(nseen, 5);
+    ck_assert_str_eq(seen[0], ids[4]); /* newest first */
+    /* the outsider's list is empty; a bad cursor is a 400 */
+    snprintf(path, sizeof(path), "/v1/subjects?hub_id=%s", w.hub);
+    itest_call(&srv, w.outsider, "GET", path, NULL, &r);
+    ck_assert_str_eq(r.body, "{\"items\":[],\"next\":null}\n");
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?before=bm9wZQ", NULL), 400);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?hub_id=xyz", NULL), 400);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+}
+END_TEST
+
+static const struct {
+    const char *body, *field;
+    int status;
+} bad[] = {
+    /* %1 hub, %2 dob */
+    {"{\"hub_id\":\"%s\",\"reference\":\"R1\",\"given_name\":\"A\",\"family_name\":\"B\","
+     "\"date_of_birth\":\"%s\",\"status\":\"in_care\",\"key_worker\":\"K\",\"extra\":1}",
+     "extra", 422},
+    {"{\"hub_id\":\"%s\",\"reference\":\"R1\",\"given_name\":\"A\",\"family_name\":\"B\","
+     "\"date_of_birth\":\"%s\",\"status\":\"adopted\",\"key_worker\":\"K\"}",
+     "status", 422},
+    {"{\"hub_id\":\"%s\",\"reference\":\"\",\"given_name\":\"A\",\"family_name\":\"B\","
+     "\"date_of_birth\":\"%s\",\"status\":\"in_care\",\"key_worker\":\"K\"}",
+     "reference", 422},
+    {"{\"hub_id\":\"%s\",\"reference\":\"R1\",\"given_name\":\"A\",\"family_name\":\"B\","
+     "\"date_of_birth\":\"%s\",\"status\":\"in_care\",\"key_worker\":\"K\","
+     "\"team\":[\"00000000-0000-0000-0000-000000000000\"]}",
+     "team", 422},
+};
+
+START_TEST(bad_subjects_write_nothing)
+{
+    char body[1024];
+    snprintf(body, sizeof(body), bad[_i].body, w.hub, dob_years_ago(14));
+    char *before = itest_sql_value("SELECT count(*) FROM subjects");
+    struct https_response r = {0};
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, bad[_i].status, bad[_i].field);
+    https_response_clear(&r);
+    char *after = itest_sql_value("SELECT count(*) FROM subjects");
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+}
+END_TEST
+
+START_TEST(age_reference_and_hub_rules)
+{
+    char body[1024];
+    const char *tmpl = "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"A\","
+                       "\"family_name\":\"B\",\"date_of_birth\":\"%s\",\"status\":\"in_care\","
+                       "\"key_worker\":\"K\"}";
+    struct https_response r = {0};
+    snprintf(body, sizeof(body), tmpl, w.hub, "AGE-1", dob_years_ago(11));
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, 422, "date_of_birth");
+    https_response_clear(&r);
+    snprintf(body, sizeof(body), tmpl, w.hub, "AGE-2", dob_years_ago(26));
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, 422, "date_of_birth");
+    https_response_clear(&r);
+    snprintf(body, sizeof(body), tmpl, w.hub, "AGE-3", "2010-02-30");
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, 422, "date_of_birth");
+    https_response_clear(&r);
+    const char *ref = itest_unique("DUP-");
+    snprintf(body, sizeof(body), tmpl, w.hub, ref, dob_years_ago(25));
+    ck_assert_int_eq(status_of(w.mgr, "POST", "/v1/subjects", body), 201);
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, 409, "reference");
+    https_response_clear(&r);
+    /* another hub's manager cannot create on this hub */
+    snprintf(body, sizeof(body), tmpl, w.hub, itest_unique("X-"), dob_years_ago(13));
+    ck_assert_int_eq(status_of(w.mgr2, "POST", "/v1/subjects", body), 403);
+    ck_assert_int_eq(status_of(w.officer, "POST", "/v1/subjects", body), 403);
+    ck_assert_int_eq(status_of(w.mgr, "GET", "/v1/subjects/nope", NULL), 404);
+}
+END_TEST
+
+Suite *subjects_suite(void)
+{
+    Suite *s = suite_create("subjects");
+    TCase *tc = tcase_create("subjects");
+    tcase_add_unchecked_fixture(tc, start, stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, create_and_see_by_need_to_know);
+    tcase_add_test(tc, team_change_takes_effect_at_once);
+    tcase_add_test(tc, list_search_and_pages);
+    tcase_add_loop_test(tc, bad_subjects_write_nothing, 0, sizeof(bad) / sizeof(bad[0]));
+    tcase_add_test(tc, age_reference_and_hub_rules);
+    suite_add_tcase(s, tc);
+    return s;
+}
