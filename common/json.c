@@ -170,7 +170,7 @@ static int check_string(json_object *v, const struct json_field *f, struct probl
         for (const char *const *e = f->values; *e; e++)
             if (strcmp(*e, s) == 0)
                 return 0;
-        char list[256] = "";
+        char list[512] = "";
         for (const char *const *e = f->values; *e; e++)
             snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
                      e == f->values ? "" : ", ", *e);

@@ -33,6 +33,12 @@ const struct route routes[] = {
     {METHOD_GET, "/v1/subjects", subjects_list, CASE, NONE, "case management"},
     {METHOD_GET, "/v1/subjects/{id}", subjects_get, CASE, NONE, "case management"},
     {METHOD_PATCH, "/v1/subjects/{id}", subjects_update, MANAGER, SMALL, "case management"},
+    {METHOD_POST, "/v1/intelligence", intelligence_create, CASE, LIMIT_BODY_INTEL,
+     "sharing intelligence"},
+    {METHOD_GET, "/v1/intelligence", intelligence_list, CASE, NONE, "case management"},
+    {METHOD_GET, "/v1/intelligence/{id}", intelligence_get, CASE, NONE, "case management"},
+    {METHOD_POST, "/v1/intelligence/{id}/retract", intelligence_retract, CASE, SMALL,
+     "correcting intelligence"},
     {METHOD_GET, "/v1/audit", audit_list, AUDITORS, NONE, "audit review"},
     {METHOD_GET, "/v1/audit/verify", audit_verify, AUDITORS, NONE, "audit verification"},
 };

@@ -30,5 +30,9 @@ void subjects_create(struct http_req *r);
 void subjects_list(struct http_req *r);
 void subjects_get(struct http_req *r);
 void subjects_update(struct http_req *r);
+void intelligence_create(struct http_req *r);
+void intelligence_list(struct http_req *r);
+void intelligence_get(struct http_req *r);
+void intelligence_retract(struct http_req *r);
 
 #endif

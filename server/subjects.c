@@ -152,21 +152,21 @@ static const char list_sql[] = "WITH rows AS (SELECT " SUBJECT_COLUMNS(
          "  AS team, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || "
          "  '|' || s.id AS _cursor, s.created_at AS _at "
          "  FROM subjects s WHERE " SUBJECT_VISIBLE(
-             "s",
-             "$3", "$4") " "
-                         "  AND ($5::uuid IS NULL OR s.hub_id = $5::uuid) "
-                         "  AND ($6::text IS NULL OR strpos(lower(s.reference), lower($6)) > 0 "
-                         "       OR strpos(lower(s.given_name || ' ' || s.family_name), lower($6)) "
-                         "> 0) "
-                         "  AND ($1::text IS NULL OR (s.created_at, s.id) < "
-                         "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
-                         "'|', 2)::uuid)) "
-                         "  ORDER BY s.created_at DESC, s.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
-                             "$7", "'subject.read'", "'ok'", "'subject'", "shown.id::text",
-                             "shown.id", "shown.hub_id",
-                             ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
-                             "shown") " "
-                                      "SELECT * FROM rows ORDER BY _at DESC, id DESC";
+             "s", "$3",
+             "$4") " "
+                   "  AND ($5::uuid IS NULL OR s.hub_id = $5::uuid) "
+                   "  AND ($6::text IS NULL OR strpos(lower(s.reference), lower($6)) > 0 "
+                   "       OR strpos(lower(s.given_name || ' ' || s.family_name), lower($6)) "
+                   "> 0) "
+                   "  AND ($1::text IS NULL OR (s.created_at, s.id) < "
+                   "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
+                   "'|', 2)::uuid)) "
+                   "  ORDER BY s.created_at DESC, s.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
+                       "$7", "'subject.read'", "'ok'", "'subject'", "shown.id::text", "shown.id",
+                       "shown.hub_id",
+                       ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
+                       "shown") " "
+                                "SELECT * FROM rows ORDER BY _at DESC, id DESC";
 
 static void listed_or_bad_cursor(struct http_req *r, enum db_status st, PGresult *res)
 {

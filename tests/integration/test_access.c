@@ -76,6 +76,25 @@ static const struct cell matrix[] = {
      "/v1/subjects/{subject}",
      "{\"status\":\"edge_of_care\"}",
      {401, 403, 200, 404, 403, 403}},
+    /* intelligence about that young person; {intel} was posted by the police officer */
+    {"POST",
+     "/v1/intelligence",
+     "/v1/intelligence",
+     "{\"subject_id\":\"{subject}\",\"category\":\"risky_associate\",\"summary\":\"Seen "
+     "with an adult of concern\",\"occurred_at\":\"2026-01-01T10:00:00Z\",\"risk_level\":"
+     "\"high\",\"grading\":{\"source\":2,\"assessment\":\"B\",\"handling\":\"P\"}}",
+     {401, 403, 201, 422, 201, 422}},
+    {"GET", "/v1/intelligence", "/v1/intelligence", NULL, {401, 403, 200, 200, 200, 200}},
+    {"GET",
+     "/v1/intelligence/{id}",
+     "/v1/intelligence/{intel}",
+     NULL,
+     {401, 403, 200, 404, 200, 404}},
+    {"POST",
+     "/v1/intelligence/{id}/retract",
+     "/v1/intelligence/{intel}/retract",
+     "{\"reason\":\"entered in error\"}",
+     {401, 403, 403, 404, 200, 404}},
     {"GET", "/v1/audit", "/v1/audit", NULL, {401, 200, 200, 200, 403, 403}},
     {"GET", "/v1/audit/verify", "/v1/audit/verify", NULL, {401, 200, 200, 200, 403, 403}},
     /* last: it ends the caller's session */
@@ -155,6 +174,17 @@ START_TEST(every_route_every_caller)
     char *subject = strdup(itest_jstr(so, "id"));
     json_object_put(so);
     https_response_clear(&sr);
+    snprintf(sbody, sizeof(sbody),
+             "{\"subject_id\":\"%s\",\"category\":\"arrest\",\"summary\":\"Arrested\","
+             "\"occurred_at\":\"2026-01-02T10:00:00Z\",\"risk_level\":\"high\",\"gravity\":3,"
+             "\"grading\":{\"source\":1,\"assessment\":\"A\",\"handling\":\"P\"}}",
+             subject);
+    itest_call(&s, tokens[POLICE], "POST", "/v1/intelligence", sbody, &sr);
+    ck_assert_msg(sr.status == 201, "%s", sr.body);
+    so = itest_json(&sr);
+    char *intel = strdup(itest_jstr(so, "id"));
+    json_object_put(so);
+    https_response_clear(&sr);
     int failures = 0;
     for (size_t i = 0; i < NCELLS; i++) {
         for (int c = 0; c < NCALLERS; c++) {
@@ -168,8 +198,8 @@ START_TEST(every_route_every_caller)
                 for (int k = 0; k < 32; k++)
                     snprintf(unique + 2 * k, 3, "%02x", raw[k]);
             }
-            const char *vars[] = {"u",   unique, "id",      target,  "agency", health,
-                                  "hub", hub_a,  "subject", subject, NULL};
+            const char *vars[] = {"u",   unique,    "id",    target,  "agency", health, "hub",
+                                  hub_a, "subject", subject, "intel", intel,    NULL};
             fill(path, sizeof(path), matrix[i].path, vars);
             if (matrix[i].body)
                 fill(body, sizeof(body), matrix[i].body, vars);
@@ -188,6 +218,7 @@ START_TEST(every_route_every_caller)
         free(tokens[c]);
     free(tok_target);
     free(subject);
+    free(intel);
     free(target);
     free(hub_a);
     free(hub_b);

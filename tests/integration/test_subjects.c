@@ -282,6 +282,277 @@ START_TEST(age_reference_and_hub_rules)
 }
 END_TEST
 
+/* ---- intelligence */
+
+static const char *now_minus(int minutes)
+{
+    static char buf[32];
+    time_t t = time(NULL) - minutes * 60;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+/* POST an item as token; returns the reply (caller clears). */
+static void post_intel(const char *token, const char *key, const char *body,
+                       struct https_response *r)
+{
+    char auth[256], idem[300];
+    const char *h[4] = {NULL, "Content-Type: application/json", NULL, NULL};
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    h[0] = auth;
+    if (key != NULL) {
+        snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
+        h[2] = idem;
+    }
+    itest_request(&srv, "POST", "/v1/intelligence", h, body, r);
+}
+
+static char *graded_body(const char *subject, const char *extra)
+{
+    char *b = NULL;
+    ck_assert_int_ge(asprintf(&b,
+                              "{\"subject_id\":\"%s\",\"category\":\"missing_from_home\","
+                              "\"summary\":\"Missing overnight, returned 07:00\","
+                              "\"occurred_at\":\"%s\",\"risk_level\":\"high\","
+                              "\"grading\":{\"scheme\":\"3x5x2\",\"source\":1,"
+                              "\"assessment\":\"A\",\"handling\":\"C\",\"conditions\":"
+                              "\"Not to be shared with the family\"}%s}",
+                              subject, now_minus(30), extra ? extra : ""),
+                     0);
+    return b;
+}
+
+static char *team_subject(void)
+{
+    char team[256];
+    snprintf(team, sizeof(team), "[\"%s\",\"%s\"]", w.police, w.health);
+    return new_subject(w.hub, team, "Casey");
+}
+
+static int count_in_list(const char *token, const char *subject, const char *item)
+{
+    char path[256];
+    struct https_response r = {0};
+    snprintf(path, sizeof(path), "/v1/intelligence?subject_id=%s", subject);
+    itest_call(&srv, token, "GET", path, NULL, &r);
+    ck_assert_msg(r.status == 200 || r.status == 403, "%d %s", r.status, r.body);
+    int n = strstr(r.body, item) != NULL;
+    https_response_clear(&r);
+    return n;
+}
+
+START_TEST(police_post_reaches_the_team_with_conditions)
+{
+    char *subject = team_subject();
+    char *body = graded_body(subject, NULL);
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r), *g;
+    char *id = strdup(itest_jstr(o, "id"));
+    ck_assert(json_object_object_get_ex(o, "grading", &g) && g != NULL);
+    ck_assert_str_eq(itest_jstr(g, "text"), "1A C");
+    ck_assert_str_eq(itest_jstr(g, "conditions"), "Not to be shared with the family");
+    json_object_put(o);
+    https_response_clear(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/intelligence/%s", id);
+    /* the team and the hub's manager see it, conditions included; others do not */
+    itest_call(&srv, w.nurse, "GET", path, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(strstr(r.body, "Not to be shared with the family") != NULL);
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(w.mgr, "GET", path, NULL), 200);
+    ck_assert_int_eq(status_of(w.outsider, "GET", path, NULL), 404);
+    ck_assert_int_eq(status_of(w.mgr2, "GET", path, NULL), 404);
+    ck_assert_int_eq(count_in_list(w.nurse, subject, id), 1);
+    ck_assert_int_eq(count_in_list(w.outsider, subject, id), 0);
+    /* an event row for the stream, an audit row for the post and for each read */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT count(*) FROM events WHERE type = 'intelligence.posted' AND "
+             "record_id = '%s') || '/' || (SELECT count(*) FROM audit_log WHERE record_id = "
+             "'%s' AND action = 'intelligence.create')",
+             id, id);
+    char *n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1/1");
+    free(n);
+    free(id);
+    free(body);
+    free(subject);
+}
+END_TEST
+
+START_TEST(grading_required_of_police_only)
+{
+    char *subject = team_subject();
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"ae_attendance\",\"summary\":\"A&E visit\","
+             "\"occurred_at\":\"%s\",\"risk_level\":\"medium\"}",
+             subject, now_minus(60));
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    itest_assert_problem(&r, 422, "grading");
+    https_response_clear(&r);
+    post_intel(w.nurse, NULL, body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    ck_assert(strstr(r.body, "\"grading\":null") != NULL);
+    https_response_clear(&r);
+    /* a young person the author cannot see: as if it did not exist */
+    char *hidden = new_subject(w.hub, "[]", "Hidden");
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"x\","
+             "\"occurred_at\":\"%s\",\"risk_level\":\"low\"}",
+             hidden, now_minus(5));
+    post_intel(w.nurse, NULL, body, &r);
+    itest_assert_problem(&r, 422, "subject_id");
+    https_response_clear(&r);
+    free(hidden);
+    free(subject);
+}
+END_TEST
+
+START_TEST(restricted_items_reach_only_listed_agencies)
+{
+    char *subject = team_subject();
+    char extra[128];
+    snprintf(extra, sizeof(extra), ",\"restricted_to\":[\"%s\"]", w.police);
+    char *body = graded_body(subject, extra);
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *id = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/intelligence/%s", id);
+    ck_assert_int_eq(status_of(w.officer, "GET", path, NULL), 200);
+    ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 404); /* on the team, not listed */
+    ck_assert_int_eq(status_of(w.mgr, "GET", path, NULL), 404);
+    ck_assert_int_eq(count_in_list(w.nurse, subject, id), 0);
+    /* restricting to an agency off the team is refused */
+    snprintf(extra, sizeof(extra), ",\"restricted_to\":[\"%s\"]", w.outsider_agency);
+    free(body);
+    body = graded_body(subject, extra);
+    post_intel(w.officer, NULL, body, &r);
+    itest_assert_problem(&r, 422, "restricted_to");
+    https_response_clear(&r);
+    free(body);
+    free(id);
+    free(subject);
+}
+END_TEST
+
+START_TEST(idempotency_key_makes_retries_safe)
+{
+    char *subject = team_subject();
+    char *body = graded_body(subject, NULL);
+    const char *key = itest_unique("key-");
+    struct https_response a = {0}, b = {0};
+    post_intel(w.officer, key, body, &a);
+    post_intel(w.officer, key, body, &b);
+    ck_assert_int_eq(a.status, 201);
+    ck_assert_int_eq(b.status, 201);
+    ck_assert_str_eq(a.body, b.body); /* the original response */
+    https_response_clear(&a);
+    https_response_clear(&b);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM intelligence WHERE idempotency_key = '%s'",
+             key);
+    char *n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1");
+    free(n);
+    char *other = graded_body(subject, ",\"detail\":\"different\"");
+    post_intel(w.officer, key, other, &a);
+    itest_assert_problem(&a, 422, "Idempotency-Key");
+    https_response_clear(&a);
+    free(other);
+    free(body);
+    free(subject);
+}
+END_TEST
+
+START_TEST(retraction_keeps_the_item)
+{
+    char *subject = team_subject();
+    char *body = graded_body(subject, NULL);
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    json_object *o = itest_json(&r);
+    char *id = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/intelligence/%s/retract", id);
+    ck_assert_int_eq(status_of(w.nurse, "POST", path, "{\"reason\":\"not mine\"}"), 403);
+    ck_assert_int_eq(status_of(w.outsider, "POST", path, "{\"reason\":\"x\"}"), 404);
+    itest_call(&srv, w.officer, "POST", path, "{\"reason\":\"Wrong young person\"}", &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    ck_assert(strstr(r.body, "\"reason\":\"Wrong young person\"") != NULL);
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(w.officer, "POST", path, "{\"reason\":\"again\"}"), 409);
+    ck_assert_int_eq(count_in_list(w.nurse, subject, id), 1); /* still there, marked */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM events WHERE type = 'intelligence.retracted' AND "
+             "record_id = '%s'",
+             id);
+    char *n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1");
+    free(n);
+    free(id);
+    free(body);
+    free(subject);
+}
+END_TEST
+
+START_TEST(intelligence_pages_newest_first)
+{
+    char *subject = team_subject();
+    char *ids[5];
+    for (int i = 0; i < 5; i++) {
+        char *body = graded_body(subject, NULL);
+        struct https_response r = {0};
+        post_intel(w.officer, NULL, body, &r);
+        json_object *o = itest_json(&r);
+        ids[i] = strdup(itest_jstr(o, "id"));
+        json_object_put(o);
+        https_response_clear(&r);
+        free(body);
+    }
+    char path[512], cursor[256] = "";
+    int seen = 0;
+    for (int page = 0; page < 5; page++) {
+        snprintf(path, sizeof(path), "/v1/intelligence?subject_id=%s&limit=2%s%s", subject,
+                 cursor[0] ? "&before=" : "", cursor);
+        struct https_response r = {0};
+        itest_call(&srv, w.nurse, "GET", path, NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        json_object *o = itest_json(&r), *items, *next;
+        json_object_object_get_ex(o, "items", &items);
+        for (size_t i = 0; i < json_object_array_length(items); i++, seen++)
+            ck_assert_str_eq(itest_jstr(json_object_array_get_idx(items, i), "id"), ids[4 - seen]);
+        int more = json_object_object_get_ex(o, "next", &next) && next != NULL;
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_object_get_string(next));
+        json_object_put(o);
+        https_response_clear(&r);
+        if (!more)
+            break;
+    }
+    ck_assert_int_eq(seen, 5);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/intelligence?category=nonsense", NULL), 400);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/intelligence?since=yesterday", NULL), 400);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+    free(subject);
+}
+END_TEST
+
 Suite *subjects_suite(void)
 {
     Suite *s = suite_create("subjects");
@@ -294,5 +565,15 @@ Suite *subjects_suite(void)
     tcase_add_loop_test(tc, bad_subjects_write_nothing, 0, sizeof(bad) / sizeof(bad[0]));
     tcase_add_test(tc, age_reference_and_hub_rules);
     suite_add_tcase(s, tc);
+    TCase *ti = tcase_create("intelligence");
+    tcase_add_unchecked_fixture(ti, start, stop);
+    tcase_set_timeout(ti, 120);
+    tcase_add_test(ti, police_post_reaches_the_team_with_conditions);
+    tcase_add_test(ti, grading_required_of_police_only);
+    tcase_add_test(ti, restricted_items_reach_only_listed_agencies);
+    tcase_add_test(ti, idempotency_key_makes_retries_safe);
+    tcase_add_test(ti, retraction_keeps_the_item);
+    tcase_add_test(ti, intelligence_pages_newest_first);
+    suite_add_tcase(s, ti);
     return s;
 }

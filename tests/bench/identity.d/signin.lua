@@ -1,9 +1,9 @@
 -- wrk script for tests/bench/identity: POST /v1/sessions round-robin over a pool of
 -- pre-created users, always with the right password (only failed sign-ins are throttled).
 -- Environment (set by tests/bench/identity):
---   BENCH_ID_PREFIX    username prefix; users are PREFIX001 .. PREFIXnnn
---   BENCH_ID_USERS     how many users
---   BENCH_ID_PASSWORD  their password ([A-Za-z0-9] only: no JSON escaping needed)
+--   SIGNIN_PREFIX    username prefix; users are PREFIX001 .. PREFIXnnn
+--   SIGNIN_USERS     how many users
+--   SIGNIN_PASSWORD  their password ([A-Za-z0-9] only: no JSON escaping needed)
 -- Prints one line at the end: "statuses: 201=N 401=N 429=N other=N".
 
 local threads = {}
@@ -19,11 +19,11 @@ local headers = { ["Content-Type"] = "application/json" }
 s201, s401, s429, sother = 0, 0, 0, 0
 
 function init(args)
-    prefix = os.getenv("BENCH_ID_PREFIX")
-    users = tonumber(os.getenv("BENCH_ID_USERS"))
-    password = os.getenv("BENCH_ID_PASSWORD")
+    prefix = os.getenv("SIGNIN_PREFIX")
+    users = tonumber(os.getenv("SIGNIN_USERS"))
+    password = os.getenv("SIGNIN_PASSWORD")
     if prefix == nil or users == nil or users < 1 or password == nil then
-        error("signin.lua: BENCH_ID_PREFIX, BENCH_ID_USERS and BENCH_ID_PASSWORD must be set")
+        error("signin.lua: SIGNIN_PREFIX, SIGNIN_USERS and SIGNIN_PASSWORD must be set")
     end
     -- threads start at different places in the pool
     next_user = (tid * 17) % users
