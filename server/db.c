@@ -24,6 +24,7 @@ struct db_query {
     void *arg;     /* borrowed */
     uint64_t queued_ms;
     PGresult *res; /* owned; accumulated result */
+    int internal;  /* the pool's own statement (LISTEN): no callback, never orphaned */
     int failed;    /* a result was an error: keep that one */
 };
 
@@ -53,6 +54,9 @@ struct db_pool {
     int live;
     struct event *queue_timer; /* owned */
     struct event *kick;        /* owned; dispatches queued queries from the loop */
+    char *listen_sql;          /* owned; "LISTEN channel", or NULL */
+    void (*notify_cb)(const char *payload, void *arg);
+    void *notify_arg;
 };
 
 static void conn_start(struct db_conn *c);
@@ -219,6 +223,19 @@ static void conn_connecting(struct db_conn *c, short what)
     metrics_count(COUNTER_DB_CONNECTS);
     log_debug("db: connection %d up", c->index);
     conn_watch(c, EV_READ, NULL);
+    if (c->pool->listen_sql != NULL) { /* listen first, before anything queued */
+        struct db_query *q = xcalloc(1, sizeof(*q));
+        q->pool = c->pool;
+        q->sql = xstrdup(c->pool->listen_sql);
+        q->params = xcalloc(1, sizeof(char *));
+        q->internal = 1;
+        q->queued_ms = util_now_ms();
+        TAILQ_INSERT_HEAD(&c->pool->queue, q, entry);
+        c->pool->queued++;
+        metrics_gauge_add(GAUGE_DB_QUEUED, 1);
+        if (c->pool->notify_cb != NULL)
+            c->pool->notify_cb(NULL, c->pool->notify_arg); /* catch up on what was missed */
+    }
     conn_dispatch(c);
 }
 
@@ -230,8 +247,11 @@ static void conn_read(struct db_conn *c)
         return;
     }
     PGnotify *n;
-    while ((n = PQnotifies(c->pg)) != NULL)
-        PQfreemem(n); /* pool connections do not LISTEN */
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        if (c->pool->notify_cb != NULL)
+            c->pool->notify_cb(n->extra, c->pool->notify_arg);
+        PQfreemem(n);
+    }
     if (c->state != CONN_BUSY) {
         if (PQstatus(c->pg) == CONNECTION_BAD)
             conn_broken(c, "closed by server");
@@ -290,7 +310,7 @@ static void conn_dispatch(struct db_conn *c)
     TAILQ_REMOVE(&pool->queue, q, entry);
     pool->queued--;
     metrics_gauge_add(GAUGE_DB_QUEUED, -1);
-    if (q->cb == NULL) { /* orphaned while queued: should not happen, but be safe */
+    if (q->cb == NULL && !q->internal) { /* orphaned while queued: be safe */
         query_free(q);
         conn_dispatch(c);
         return;
@@ -352,6 +372,10 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
     pool->conns = xcalloc((size_t)o->size, sizeof(*pool->conns));
     pool->queue_timer = event_new(base, -1, EV_PERSIST, queue_timer_cb, pool);
     pool->kick = event_new(base, -1, 0, kick_cb, pool);
+    if (o->listen_channel != NULL)
+        pool->listen_sql = xasprintf("LISTEN %s", o->listen_channel);
+    pool->notify_cb = o->notify_cb;
+    pool->notify_arg = o->notify_arg;
     struct timeval tick = {0, 100 * 1000};
     event_add(pool->queue_timer, &tick);
     for (int i = 0; i < o->size; i++) {
@@ -386,6 +410,7 @@ void db_pool_free(struct db_pool *pool)
     }
     event_free(pool->queue_timer);
     event_free(pool->kick);
+    free(pool->listen_sql);
     free(pool->conns);
     free(pool->conninfo);
     free(pool);

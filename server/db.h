@@ -28,6 +28,11 @@ struct db_pool_opts {
     int queue_wait_ms;    /* how long a query may wait for a connection */
     int statement_timeout_ms;
     int worker_id; /* for logs and application_name */
+    /* Listen mode: every (re)connection runs LISTEN channel and notifications are passed to
+     * notify_cb (on the pool's loop). NULL for an ordinary pool. */
+    const char *listen_channel;
+    void (*notify_cb)(const char *payload, void *arg);
+    void *notify_arg;
 };
 
 struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *opts);

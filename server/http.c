@@ -38,7 +38,8 @@ struct http_server {
     int stopping;
     struct req_list inflight;
     int ninflight;
-    int nwriting; /* replies handed to evhttp but not yet written out */
+    int nwriting;                 /* replies handed to evhttp but not yet written out */
+    struct stream_worker *stream; /* borrowed */
 };
 
 /* Connections are counted per worker through an SSL ex_data slot whose free callback runs
@@ -212,6 +213,32 @@ void http_reply(struct http_req *r, int status, const char *content_type, struct
     if (body != NULL)
         evbuffer_free(body);
     req_free(r);
+}
+
+struct stream_worker *http_stream(const struct http_req *r)
+{
+    return r->server->stream;
+}
+
+void http_server_set_stream(struct http_server *hs, struct stream_worker *sw)
+{
+    hs->stream = sw;
+}
+
+struct evhttp_request *http_detach(struct http_req *r, const char *content_type)
+{
+    struct evhttp_request *ev = r->ev;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "X-Request-Id", r->id);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_connection_set_closecb(evhttp_request_get_connection(ev), NULL, NULL);
+    evhttp_send_reply_start(ev, 200, "OK");
+    access_log(r, 200, "GET");
+    req_free(r);
+    return ev;
 }
 
 void http_reply_json(struct http_req *r, int status, json_object *o)

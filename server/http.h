@@ -18,6 +18,7 @@ struct event_base;
 struct evhttp_request;
 struct problem;
 struct http_server;
+struct stream_worker;
 
 typedef void (*http_db_cb)(struct http_req *r, enum db_status st, PGresult *res);
 
@@ -73,6 +74,13 @@ struct ssl_st *http_ssl(const struct http_req *r);
  * first, done is skipped and free_arg(arg) is called instead. */
 void http_work(struct http_req *r, void (*fn)(void *), void (*done)(void *), void *arg,
                void (*free_arg)(void *));
+
+/* The worker's live-stream state. */
+struct stream_worker *http_stream(const struct http_req *r);
+void http_server_set_stream(struct http_server *hs, struct stream_worker *sw);
+/* Start a streaming 200 reply (content_type) and hand the evhttp request to the caller:
+ * the access line is written, r is freed, the caller ends the reply. */
+struct evhttp_request *http_detach(struct http_req *r, const char *content_type);
 
 /* Replies. body/o/p are consumed. */
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);

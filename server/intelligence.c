@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "http.h"
+#include "intelligence.h"
 #include "intel.h"
 #include "json.h"
 #include "problem.h"
@@ -19,26 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/* An item is visible when its young person is, and it is not restricted or the caller's
- * agency is one it is restricted to. */
-#define INTEL_VISIBLE(i, s, agency, hubs)                                                          \
-    "(" SUBJECT_VISIBLE(s, agency, hubs) " AND (" i ".restricted_to IS NULL OR " agency            \
-                                         "::uuid = ANY(" i ".restricted_to)))"
-
-/* The columns render_item() reads, in this order. */
-#define INTEL_COLUMNS(i)                                                                           \
-    i ".id, " i ".subject_id, " i ".category, " i ".summary, " i                                   \
-      ".detail, " TS(i ".occurred_at") ", " i ".risk_level, " i ".gravity, " i                     \
-                                       ".grading_scheme, " i ".grading_source, " i                 \
-                                       ".grading_assessment, " i ".handling, " i ".conditions, " i \
-                                       ".restricted_to, " i ".author_id, " i                       \
-                                       ".author_agency_id, " TS(i ".created_at") ", " TS(          \
-                                           i ".retracted_at") ", " i ".retracted_by, " i           \
-                                                              ".retraction_reason"
-#define INTEL_NCOLS 20
 
 static json_object *str_or_null(PGresult *res, int row, int col)
 {
@@ -59,7 +40,7 @@ static json_object *id_list(const char *a)
 }
 
 /* An item as GET shows it; the handling conditions travel with every rendering. */
-static json_object *render_item(PGresult *res, int row, int c)
+json_object *intelligence_render(PGresult *res, int row, int c)
 {
     static const char *const plain[] = {"id",     "subject_id",  "category",  "summary",
                                         "detail", "occurred_at", "risk_level"};
@@ -212,7 +193,7 @@ static void posted(struct http_req *r, enum db_status st, PGresult *res)
         pr = problem_new(422, "the request has invalid fields");
         problem_add_field(pr, "restricted_to", "may list only agencies on the team");
     } else {
-        http_reply_json(r, 201, render_item(res, 0, 3));
+        http_reply_json(r, 201, intelligence_render(res, 0, 3));
     }
     if (pr != NULL)
         http_reply_problem(r, pr);
@@ -303,20 +284,20 @@ static const char list_sql[] = "WITH rows AS (SELECT " INTEL_COLUMNS(
          "i.id "
          "  AS _cursor FROM intelligence i JOIN subjects s ON s.id = i.subject_id "
          "  WHERE " INTEL_VISIBLE(
-             "i", "s",
-             "$3", "$4") " "
-                         "  AND ($5::uuid IS NULL OR i.subject_id = $5::uuid) "
-                         "  AND ($6::timestamptz IS NULL OR i.created_at >= $6::timestamptz) "
-                         "  AND ($7::text IS NULL OR i.category = $7) "
-                         "  AND ($1::text IS NULL OR (i.created_at, i.id) < "
-                         "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
-                         "'|', 2)::uuid)) "
-                         "  ORDER BY i.created_at DESC, i.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
-                             "$8", "'intelligence.read'", "'ok'", "'intelligence'",
-                             "shown.id::text", "shown.subject_id", "shown._hub",
-                             ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
-                             "shown") " "
-                                      "SELECT * FROM rows ORDER BY _at DESC, id DESC";
+             "i", "s", "$3",
+             "$4") " "
+                   "  AND ($5::uuid IS NULL OR i.subject_id = $5::uuid) "
+                   "  AND ($6::timestamptz IS NULL OR i.created_at >= $6::timestamptz) "
+                   "  AND ($7::text IS NULL OR i.category = $7) "
+                   "  AND ($1::text IS NULL OR (i.created_at, i.id) < "
+                   "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
+                   "'|', 2)::uuid)) "
+                   "  ORDER BY i.created_at DESC, i.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
+                       "$8", "'intelligence.read'", "'ok'", "'intelligence'", "shown.id::text",
+                       "shown.subject_id", "shown._hub",
+                       ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
+                       "shown") " "
+                                "SELECT * FROM rows ORDER BY _at DESC, id DESC";
 
 static void listed(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -333,7 +314,7 @@ static void listed(struct http_req *r, enum db_status st, PGresult *res)
     int n = PQntuples(res), limit = (int)(long)r->handler_data;
     json_object *items = json_object_new_array(), *body = json_object_new_object();
     for (int i = 0; i < n && i < limit; i++)
-        json_object_array_add(items, render_item(res, i, 0));
+        json_object_array_add(items, intelligence_render(res, i, 0));
     json_object_object_add(body, "items", items);
     if (n > limit) {
         const char *key = PQgetvalue(res, limit - 1, PQfnumber(res, "_cursor"));
@@ -398,7 +379,7 @@ static void one(struct http_req *r, enum db_status st, PGresult *res)
         http_reply_error(r, 404, "there is no such record");
         return;
     }
-    http_reply_json(r, (int)(long)r->handler_data, render_item(res, 0, 0));
+    http_reply_json(r, (int)(long)r->handler_data, intelligence_render(res, 0, 0));
 }
 
 void intelligence_get(struct http_req *r)
@@ -452,7 +433,7 @@ static void retracted(struct http_req *r, enum db_status st, PGresult *res)
     else if (PQgetvalue(res, 0, 1)[0] == 't' || PQgetisnull(res, 0, 2))
         http_reply_error(r, 409, "this item is already retracted");
     else
-        http_reply_json(r, 200, render_item(res, 0, 2));
+        http_reply_json(r, 200, intelligence_render(res, 0, 2));
 }
 
 void intelligence_retract(struct http_req *r)

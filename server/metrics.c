@@ -21,6 +21,7 @@ static const char *const gauge_names[GAUGE_COUNT][2] = {
     {"raise_db_connections{state=\"busy\"}", NULL},
     {"raise_db_queued_queries", "Queries waiting for a database connection"},
     {"raise_requests_in_flight", "Requests being handled"},
+    {"raise_stream_subscribers", "Open live streams (GET /v1/stream)"},
 };
 
 static const char *const counter_names[COUNTER_COUNT][2] = {
@@ -29,6 +30,7 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_db_connects_total", "Database connections established"},
     {"raise_tls_reloads_total", "Successful certificate reloads"},
     {"raise_connections_paused_total", "Times accepting paused at max_connections"},
+    {"raise_stream_dropped_total", "Stream subscribers cut off for not keeping up"},
 };
 
 static const char *const *route_names;

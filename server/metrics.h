@@ -12,6 +12,7 @@ enum metrics_gauge {
     GAUGE_DB_BUSY,     /* pool connections running a query */
     GAUGE_DB_QUEUED,   /* queries waiting for a connection */
     GAUGE_INFLIGHT,    /* requests being handled */
+    GAUGE_SUBSCRIBERS, /* open live streams */
     GAUGE_COUNT
 };
 
@@ -21,6 +22,7 @@ enum metrics_counter {
     COUNTER_DB_CONNECTS,    /* successful (re)connections */
     COUNTER_TLS_RELOADS,
     COUNTER_CONN_REJECTED, /* listener paused at max_connections */
+    COUNTER_SSE_DROPPED,   /* stream subscribers cut off for not keeping up */
     COUNTER_COUNT
 };
 

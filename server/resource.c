@@ -73,8 +73,13 @@ json_object *res_read_body(struct http_req *r, const struct json_field *f, size_
  * columns named *_ids become arrays; "t"/"f" columns named active become booleans. */
 json_object *res_row_json(PGresult *res, int row)
 {
+    return res_row_json_range(res, row, 0, PQnfields(res));
+}
+
+json_object *res_row_json_range(PGresult *res, int row, int from, int to)
+{
     json_object *o = json_object_new_object();
-    for (int c = 0; c < PQnfields(res); c++) {
+    for (int c = from; c < to; c++) {
         const char *name = PQfname(res, c), *v = PQgetvalue(res, row, c);
         size_t nl = strlen(name);
         if (name[0] == '_') {

@@ -18,6 +18,8 @@ json_object *res_read_body(struct http_req *r, const struct json_field *f, size_
 /* A row as an object: column names are keys; "*_ids"/"team"/"restricted_to" uuid[] columns
  * become arrays, "active" a boolean, NULL null. */
 json_object *res_row_json(PGresult *res, int row);
+/* The same for columns from..to-1. */
+json_object *res_row_json_range(PGresult *res, int row, int from, int to);
 /* Reply with the first row (404 if none), status on success. */
 void res_reply_row(struct http_req *r, enum db_status st, PGresult *res, int status);
 void res_created(struct http_req *r, enum db_status st, PGresult *res);

@@ -2,6 +2,7 @@
 
 #include "audit.h"
 #include "metrics.h"
+#include "stream.h"
 #include "raise_limits.h"
 
 #define ANY      ACCESS_SIGNED_IN
@@ -39,6 +40,7 @@ const struct route routes[] = {
     {METHOD_GET, "/v1/intelligence/{id}", intelligence_get, CASE, NONE, "case management"},
     {METHOD_POST, "/v1/intelligence/{id}/retract", intelligence_retract, CASE, SMALL,
      "correcting intelligence"},
+    {METHOD_GET, "/v1/stream", stream_get, ANY, NONE, "live feed"},
     {METHOD_GET, "/v1/audit", audit_list, AUDITORS, NONE, "audit review"},
     {METHOD_GET, "/v1/audit/verify", audit_verify, AUDITORS, NONE, "audit verification"},
 };

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "routes.h"
+#include "stream.h"
 #include "tls.h"
 #include "util.h"
 #include "work.h"
@@ -31,12 +32,13 @@
 struct worker {
     int id;
     pthread_t thread;
-    struct event_base *base;  /* owned */
-    struct event *stop_ev;    /* owned; activated from the main thread */
-    struct event *drain_ev;   /* owned; polls in-flight requests while stopping */
-    struct db_pool *db;       /* owned */
-    struct http_server *http; /* owned */
-    int listen_fd;            /* handed to the http server when the thread starts */
+    struct event_base *base;      /* owned */
+    struct event *stop_ev;        /* owned; activated from the main thread */
+    struct event *drain_ev;       /* owned; polls in-flight requests while stopping */
+    struct db_pool *db;           /* owned */
+    struct http_server *http;     /* owned */
+    struct stream_worker *stream; /* owned */
+    int listen_fd;                /* handed to the http server when the thread starts */
     uint64_t deadline_ms;
 };
 
@@ -45,10 +47,11 @@ static struct {
     pthread_mutex_t tls_lock;
     SSL_CTX *tls; /* owned; replaced on SIGHUP */
     time_t started;
-    struct worker *workers;  /* owned */
-    int nworkers;            /* allocated */
-    int nthreads;            /* started; each owns its worker's listening socket */
-    struct event_base *base; /* owned; main thread: signals */
+    struct worker *workers;   /* owned */
+    int nworkers;             /* allocated */
+    int nthreads;             /* started; each owns its worker's listening socket */
+    struct event_base *base;  /* owned; main thread: signals */
+    struct db_pool *listener; /* owned; main thread: LISTEN raise_events */
 } srv = {.tls_lock = PTHREAD_MUTEX_INITIALIZER};
 
 const struct config *server_config(void)
@@ -167,6 +170,8 @@ static int write_port_file(const char *path, int port, char **cause)
 
 static void worker_finish(struct worker *w)
 {
+    stream_worker_free(w->stream);
+    w->stream = NULL;
     http_server_free(w->http);
     w->http = NULL;
     db_pool_free(w->db);
@@ -192,6 +197,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     if (w->http == NULL)
         return;
+    stream_worker_stop(w->stream); /* streams end now; clients resume with Last-Event-ID */
     http_server_stop_accepting(w->http);
     w->deadline_ms = util_now_ms() + (uint64_t)srv.cfg->shutdown_timeout * 1000u;
     struct timeval tick = {0, 20 * 1000};
@@ -213,6 +219,10 @@ static void *worker_main(void *arg)
     };
     w->db = db_pool_new(w->base, &o);
     w->http = http_server_new(w->base, w->id, w->listen_fd, srv.cfg, w->db);
+    if (w->http != NULL) {
+        w->stream = stream_worker_new(w->base, w->db, w->id);
+        http_server_set_stream(w->http, w->stream);
+    }
     if (w->http == NULL) {
         db_pool_free(w->db);
         w->db = NULL;
@@ -358,12 +368,23 @@ int server_run(struct config *cfg)
     } else {
         log_info("raised %s listening on https://%s:%d/ with %d workers", RAISE_VERSION,
                  cfg->listen_host, cfg->listen_port, srv.nworkers);
+        struct db_pool_opts lo = {.conninfo = cfg->database_url,
+                                  .size = 1,
+                                  .queue_max = 4,
+                                  .queue_wait_ms = cfg->db_queue_wait,
+                                  .statement_timeout_ms = cfg->statement_timeout,
+                                  .worker_id = 0,
+                                  .listen_channel = "raise_events",
+                                  .notify_cb = stream_notify_all};
+        srv.listener = db_pool_new(srv.base, &lo);
         event_base_dispatch(srv.base);
         rc = 0;
     }
     for (int i = 0; i < srv.nthreads; i++)
         pthread_join(srv.workers[i].thread, NULL);
     work_stop();
+    db_pool_free(srv.listener);
+    srv.listener = NULL;
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (rc == 0 && cfg->port_file != NULL)

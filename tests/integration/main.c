@@ -8,6 +8,7 @@ Suite *foundation_suite(void);
 Suite *identity_suite(void);
 Suite *access_suite(void);
 Suite *subjects_suite(void);
+Suite *stream_suite(void);
 
 int main(void)
 {
@@ -15,6 +16,7 @@ int main(void)
     SRunner *sr = srunner_create(foundation_suite());
     srunner_add_suite(sr, identity_suite());
     srunner_add_suite(sr, subjects_suite());
+    srunner_add_suite(sr, stream_suite());
     srunner_add_suite(sr, access_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,366 @@
+#include "stream.h"
+
+#include "auth.h"
+#include "http.h"
+#include "intelligence.h"
+#include "log.h"
+#include "metrics.h"
+#include "raise_limits.h"
+#include "resource.h"
+#include "xmalloc.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+struct stream_sub {
+    TAILQ_ENTRY(stream_sub) entry;
+    struct stream_worker *sw;        /* borrowed */
+    struct evhttp_request *req;      /* borrowed from evhttp; ended by us */
+    struct evhttp_connection *evcon; /* borrowed */
+    struct auth_user *user;          /* owned */
+    char addr[64], request_id[LIMIT_REQUEST_ID + 1];
+    long long cursor; /* the last event id this subscriber has been sent (or skipped) */
+    int dead;
+};
+
+TAILQ_HEAD(sub_list, stream_sub);
+
+struct stream_worker {
+    struct event_base *base; /* borrowed */
+    struct db_pool *db;      /* borrowed */
+    int id;
+    struct sub_list subs;
+    int nsubs;
+    struct event *kick;      /* owned; activated from the LISTEN thread */
+    struct event *heartbeat; /* owned */
+    struct event *poll;      /* owned */
+    struct db_query *pending;
+    int again;
+};
+
+/* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stream_worker *registry[LIMIT_WORKERS_MAX];
+
+void stream_notify_all(const char *payload, void *unused)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+        if (registry[i] != NULL)
+            event_active(registry[i]->kick, EV_READ, 0);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void sub_free(struct stream_sub *s)
+{
+    TAILQ_REMOVE(&s->sw->subs, s, entry);
+    s->sw->nsubs--;
+    metrics_gauge_add(GAUGE_SUBSCRIBERS, -1);
+    auth_user_free(s->user);
+    free(s);
+}
+
+static void sub_closed(struct evhttp_connection *evcon, void *arg)
+{
+    sub_free(arg);
+}
+
+/* Cut a subscriber off (slow, or the worker is stopping). */
+static void sub_close(struct stream_sub *s, int end_reply)
+{
+    evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+    if (end_reply)
+        evhttp_send_reply_end(s->req);
+    else
+        evhttp_connection_free(s->evcon);
+    sub_free(s);
+}
+
+static size_t unsent(const struct stream_sub *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void sub_write(struct stream_sub *s, const char *text, size_t len)
+{
+    if (unsent(s) + len > LIMIT_SSE_BUFFER) {
+        s->dead = 1; /* cannot keep up: dropped; it resumes with Last-Event-ID */
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, len);
+    evhttp_send_reply_chunk(s->req, b);
+    evbuffer_free(b);
+}
+
+static void reap(struct stream_worker *sw)
+{
+    struct stream_sub *s, *next;
+    for (s = TAILQ_FIRST(&sw->subs); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, entry);
+        if (s->dead) {
+            log_warn("stream: subscriber %s too slow, disconnected", s->request_id);
+            metrics_count(COUNTER_SSE_DROPPED);
+            sub_close(s, 0);
+        }
+    }
+}
+
+/* ---- fetching and fan-out */
+
+/* Columns: 0 id, 1 type, 2 hub_id, 3 team, 4 restricted_to, then the intelligence item
+ * (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team). */
+#define FIRST_INTEL   5
+#define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
+static const char fetch_sql[] =
+    "SELECT e.id, e.type, e.hub_id, array(SELECT agency_id FROM subject_team t "
+    "  WHERE t.subject_id = e.subject_id ORDER BY agency_id) AS team, "
+    "i.restricted_to, " INTEL_COLUMNS("i") ", " SUBJECT_COLUMNS(
+        "s") ", array(SELECT agency_id FROM subject_team t "
+             "  WHERE t.subject_id = s.id ORDER BY agency_id) AS team "
+             "FROM events e "
+             "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "
+             "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
+             "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+
+static void fetch(struct stream_worker *sw);
+
+/* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE and
+ * INTEL_VISIBLE): the hub's managers and the team; restricted items only the listed. */
+static int visible(const struct stream_sub *s, PGresult *res, int row)
+{
+    const struct auth_user *u = s->user;
+    if (u->role == ROLE_ADMIN)
+        return 0;
+    const char *hub = PQgetvalue(res, row, 2), *team = PQgetvalue(res, row, 3);
+    int sees = (hub[0] && strstr(u->hub_ids, hub)) || strstr(team, u->agency_id);
+    if (sees && !PQgetisnull(res, row, 4))
+        sees = strstr(PQgetvalue(res, row, 4), u->agency_id) != NULL;
+    return sees;
+}
+
+static char *render(PGresult *res, int row)
+{
+    const char *type = PQgetvalue(res, row, 1);
+    json_object *o;
+    if (strncmp(type, "intelligence.", 13) == 0)
+        o = intelligence_render(res, row, FIRST_INTEL);
+    else
+        o = res_row_json_range(res, row, FIRST_SUBJECT, PQnfields(res));
+    char *s = xasprintf(
+        "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(res, row, 0), type,
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+static void audit_done(enum db_status st, PGresult *res, void *arg)
+{
+    if (st != DB_OK)
+        log_error("stream: delivery audit not written (%s)", db_sqlstate(res));
+}
+
+static const char audit_sql[] =
+    "INSERT INTO audit_log (user_id, username, agency_id, role, route, client_addr, "
+    "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "
+    "SELECT x.user_id, x.username, x.agency_id, x.role, 'GET /v1/stream', x.client_addr, "
+    "x.request_id, 'live feed', 'stream.deliver', 'ok', x.record_type, x.record_id, "
+    "x.subject_id, x.hub_id FROM jsonb_to_recordset($1::jsonb) AS x(user_id uuid, "
+    "username text, agency_id uuid, role text, client_addr text, request_id text, "
+    "record_type text, record_id text, subject_id uuid, hub_id uuid)";
+
+static void note_delivery(json_object *batch, const struct stream_sub *s, PGresult *res, int row)
+{
+    const char *type = PQgetvalue(res, row, 1);
+    int intel = strncmp(type, "intelligence.", 13) == 0;
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "user_id", json_object_new_string(s->user->id));
+    json_object_object_add(d, "username", json_object_new_string(s->user->username));
+    json_object_object_add(d, "agency_id", json_object_new_string(s->user->agency_id));
+    json_object_object_add(d, "role", json_object_new_string(role_names[s->user->role]));
+    json_object_object_add(d, "client_addr", json_object_new_string(s->addr));
+    json_object_object_add(d, "request_id", json_object_new_string(s->request_id));
+    json_object_object_add(d, "record_type",
+                           json_object_new_string(intel ? "intelligence" : "subject"));
+    json_object_object_add(
+        d, "record_id",
+        json_object_new_string(PQgetvalue(res, row, intel ? FIRST_INTEL : FIRST_SUBJECT)));
+    json_object_object_add(
+        d, "subject_id",
+        json_object_new_string(PQgetvalue(res, row, intel ? FIRST_INTEL + 1 : FIRST_SUBJECT)));
+    json_object_object_add(d, "hub_id", json_object_new_string(PQgetvalue(res, row, 2)));
+    json_object_array_add(batch, d);
+}
+
+static void fetched(enum db_status st, PGresult *res, void *arg)
+{
+    struct stream_worker *sw = arg;
+    sw->pending = NULL;
+    if (st != DB_OK) {
+        log_warn("stream: fetching events failed (%s); retrying on the next poll",
+                 st == DB_ERROR ? db_sqlstate(res) : "unavailable");
+        return; /* the poll timer tries again */
+    }
+    int n = PQntuples(res);
+    log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
+    json_object *batch = json_object_new_array();
+    for (int row = 0; row < n; row++) {
+        long long id = atoll(PQgetvalue(res, row, 0));
+        char *text = NULL;
+        struct stream_sub *s;
+        TAILQ_FOREACH(s, &sw->subs, entry)
+        {
+            if (s->dead || s->cursor >= id)
+                continue;
+            s->cursor = id;
+            if (!visible(s, res, row))
+                continue;
+            if (text == NULL)
+                text = render(res, row);
+            sub_write(s, text, strlen(text));
+            if (!s->dead)
+                note_delivery(batch, s, res, row);
+        }
+        free(text);
+    }
+    if (json_object_array_length(batch) > 0) {
+        const char *params[] = {json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN)};
+        db_query(sw->db, audit_sql, 1, params, audit_done, NULL);
+    }
+    json_object_put(batch);
+    reap(sw);
+    if (n == LIMIT_SSE_BATCH || sw->again) {
+        sw->again = 0;
+        fetch(sw);
+    }
+}
+
+static void fetch(struct stream_worker *sw)
+{
+    if (sw->pending != NULL) {
+        sw->again = 1;
+        return;
+    }
+    long long from = -1;
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    if (from < 0 || s->cursor < from)
+        from = s->cursor;
+    if (from < 0)
+        return; /* nobody listening */
+    char f[24], lim[16];
+    snprintf(f, sizeof(f), "%lld", from);
+    snprintf(lim, sizeof(lim), "%d", LIMIT_SSE_BATCH);
+    const char *params[] = {f, lim};
+    log_debug("stream: fetching after %lld", from);
+    sw->pending = db_query(sw->db, fetch_sql, 2, params, fetched, sw);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fetch(arg);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream_worker *sw = arg;
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
+    reap(sw);
+}
+
+struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool *db, int id)
+{
+    struct stream_worker *sw = xcalloc(1, sizeof(*sw));
+    sw->base = base;
+    sw->db = db;
+    sw->id = id;
+    TAILQ_INIT(&sw->subs);
+    sw->kick = event_new(base, -1, 0, kick_cb, sw);
+    sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
+    sw->poll = event_new(base, -1, EV_PERSIST, kick_cb, sw);
+    struct timeval hb = {LIMIT_SSE_HEARTBEAT_S, 0};
+    struct timeval poll = {LIMIT_SSE_POLL_MS / 1000, (LIMIT_SSE_POLL_MS % 1000) * 1000};
+    event_add(sw->heartbeat, &hb);
+    event_add(sw->poll, &poll);
+    pthread_mutex_lock(&registry_lock);
+    registry[id] = sw;
+    pthread_mutex_unlock(&registry_lock);
+    return sw;
+}
+
+void stream_worker_stop(struct stream_worker *sw)
+{
+    struct stream_sub *s;
+    while ((s = TAILQ_FIRST(&sw->subs)) != NULL)
+        sub_close(s, 1);
+}
+
+void stream_worker_free(struct stream_worker *sw)
+{
+    if (sw == NULL)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    registry[sw->id] = NULL;
+    pthread_mutex_unlock(&registry_lock);
+    stream_worker_stop(sw);
+    if (sw->pending != NULL)
+        db_query_orphan(sw->pending);
+    event_free(sw->kick);
+    event_free(sw->heartbeat);
+    event_free(sw->poll);
+    free(sw);
+}
+
+/* ---- GET /v1/stream */
+
+static void started(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    struct stream_worker *sw = http_stream(r);
+    const char *last = http_header(r, "Last-Event-ID");
+    struct stream_sub *s = xcalloc(1, sizeof(*s));
+    s->sw = sw;
+    s->cursor = atoll(PQgetvalue(res, 0, 0)); /* from now on... */
+    if (last != NULL)
+        s->cursor = atoll(last); /* ...or from where the client left off */
+    snprintf(s->addr, sizeof(s->addr), "%s", http_client_addr(r));
+    snprintf(s->request_id, sizeof(s->request_id), "%s", r->id);
+    s->user = r->user;
+    r->user = NULL;
+    s->req = http_detach(r, "text/event-stream");
+    s->evcon = evhttp_request_get_connection(s->req);
+    evhttp_connection_set_closecb(s->evcon, sub_closed, s);
+    TAILQ_INSERT_TAIL(&sw->subs, s, entry);
+    sw->nsubs++;
+    metrics_gauge_add(GAUGE_SUBSCRIBERS, 1);
+    static const char hello[] = "retry: 2000\n: connected\n\n";
+    sub_write(s, hello, sizeof(hello) - 1);
+    fetch(sw);
+}
+
+void stream_get(struct http_req *r)
+{
+    const char *last = http_header(r, "Last-Event-ID");
+    if (last != NULL) {
+        char *end;
+        long long v = strtoll(last, &end, 10);
+        if (*last == '\0' || *end != '\0' || v < 0) {
+            http_reply_error(r, 400, "Last-Event-ID must be an event id from this stream");
+            return;
+        }
+    }
+    http_query(r, "SELECT id FROM event_head", 0, NULL, started);
+}

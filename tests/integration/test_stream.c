@@ -1,0 +1,330 @@
+/* The live stream: delivery, filtering by need-to-know, order, Last-Event-ID resume with no
+ * loss and no duplicate, two instances, a team change mid-stream. */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <check.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct itest_server a, b;
+static struct world {
+    char *admin, *hub, *hub_agency, *police, *health, *housing;
+    char *mgr, *officer, *nurse, *outsider;
+} w;
+
+static void start(void)
+{
+    itest_ensure_db();
+    itest_sql("DELETE FROM login_failures WHERE key LIKE 'addr:%'");
+    itest_server_start(&a, NULL);
+    itest_server_start(&b, NULL);
+    w.admin = itest_new_admin(&a);
+    w.hub = itest_new_hub(&a, w.admin);
+    w.hub_agency = itest_new_agency(&a, w.admin, "hub");
+    w.police = itest_new_agency(&a, w.admin, "police");
+    w.health = itest_new_agency(&a, w.admin, "health");
+    w.housing = itest_new_agency(&a, w.admin, "housing");
+    w.mgr = itest_new_user(&a, w.admin, w.hub_agency, "hub_manager", w.hub, NULL);
+    w.officer = itest_new_user(&a, w.admin, w.police, "police_liaison", NULL, NULL);
+    w.nurse = itest_new_user(&a, w.admin, w.health, "practitioner", NULL, NULL);
+    w.outsider = itest_new_user(&a, w.admin, w.housing, "practitioner", NULL, NULL);
+}
+
+static void stop(void)
+{
+    itest_server_stop(&a, SIGTERM, 15);
+    itest_server_stop(&b, SIGTERM, 15);
+}
+
+/* ---- a small SSE client */
+
+struct sse {
+    struct https_conn *c;
+    char buf[1 << 20];
+    size_t len;
+};
+
+struct sse_event {
+    long long id;
+    char type[64];
+    char *data; /* owned */
+};
+
+static struct sse *sse_open(const struct itest_server *s, const char *token, long long last)
+{
+    struct sse *e = calloc(1, sizeof(*e));
+    struct https_opts o = itest_opts(s);
+    char *cause = NULL, auth[256], lei[64];
+    e->c = https_connect(&o, &cause);
+    ck_assert_msg(e->c != NULL, "%s", cause);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    snprintf(lei, sizeof(lei), "Last-Event-ID: %lld", last);
+    const char *h[] = {auth, last >= 0 ? lei : NULL, NULL};
+    struct https_response r = {0};
+    ck_assert_int_eq(https_stream_open(e->c, "GET", "/v1/stream", h, &r, &cause), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(https_response_header(&r, "Content-Type"), "text/event-stream");
+    https_response_clear(&r);
+    return e;
+}
+
+static void sse_close(struct sse *e)
+{
+    https_close(e->c);
+    free(e);
+}
+
+/* Next event (comments skipped) within timeout_ms; 0 if none came. */
+static int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char *end = memmem(e->buf, e->len, "\n\n", 2);
+        while (end != NULL) {
+            size_t n = (size_t)(end - e->buf) + 2;
+            char block[1 << 16];
+            size_t bl = n < sizeof(block) ? n : sizeof(block) - 1;
+            memcpy(block, e->buf, bl);
+            block[bl] = '\0';
+            memmove(e->buf, e->buf + n, e->len - n);
+            e->len -= n;
+            memset(ev, 0, sizeof(*ev));
+            for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
+                if (strncmp(line, "id: ", 4) == 0)
+                    ev->id = atoll(line + 4);
+                else if (strncmp(line, "event: ", 7) == 0)
+                    snprintf(ev->type, sizeof(ev->type), "%s", line + 7);
+                else if (strncmp(line, "data: ", 6) == 0)
+                    ev->data = strdup(line + 6);
+            }
+            if (ev->data != NULL)
+                return 1;
+            end = memmem(e->buf, e->len, "\n\n", 2);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int left = timeout_ms -
+                   (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return 0;
+        long got = https_stream_read(e->c, e->buf + e->len, sizeof(e->buf) - e->len, left);
+        if (got < 0)
+            return 0;
+        e->len += (size_t)got;
+    }
+}
+
+/* ---- helpers */
+
+static char *make_subject(const char *team_json)
+{
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"Riley\","
+             "\"family_name\":\"Stream\",\"date_of_birth\":\"2010-06-01\",\"status\":"
+             "\"edge_of_care\",\"key_worker\":\"K\",\"team\":%s}",
+             w.hub, itest_unique("S-"), team_json);
+    struct https_response r = {0};
+    itest_call(&a, w.mgr, "POST", "/v1/subjects", body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *id = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    return id;
+}
+
+/* Post as the officer on server s; returns the item id (owned). */
+static char *post(const struct itest_server *s, const char *subject, const char *summary,
+                  const char *extra)
+{
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"cse_concern\",\"summary\":\"%s\","
+             "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"critical\","
+             "\"grading\":{\"source\":2,\"assessment\":\"C\",\"handling\":\"C\","
+             "\"conditions\":\"Police only to contact the family\"}%s}",
+             subject, summary, extra ? extra : "");
+    struct https_response r = {0};
+    itest_call(s, w.officer, "POST", "/v1/intelligence", body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *id = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    return id;
+}
+
+static char *team2(void)
+{
+    static char t[128];
+    snprintf(t, sizeof(t), "[\"%s\",\"%s\"]", w.police, w.health);
+    return t;
+}
+
+START_TEST(delivered_to_the_team_only_with_conditions)
+{
+    char *subject = make_subject(team2());
+    struct sse *nurse = sse_open(&a, w.nurse, -1), *out = sse_open(&a, w.outsider, -1);
+    struct sse *mgr = sse_open(&b, w.mgr, -1);
+    char *id = post(&a, subject, "Seen with older males", NULL);
+    struct sse_event ev;
+    ck_assert_msg(sse_next(nurse, &ev, 3000), "no event for the team");
+    ck_assert_str_eq(ev.type, "intelligence.posted");
+    ck_assert(strstr(ev.data, id) != NULL);
+    ck_assert(strstr(ev.data, "Police only to contact the family") != NULL);
+    ck_assert(strstr(ev.data, "\"text\":\"2C C\"") != NULL);
+    long long first = ev.id;
+    free(ev.data);
+    /* the hub manager, on the other instance, gets it too */
+    ck_assert_msg(sse_next(mgr, &ev, 3000), "no event on the second instance");
+    ck_assert_int_eq(ev.id, first);
+    free(ev.data);
+    /* restricted to the police: the nurse does not get it, nor the outsider anything */
+    char extra[128];
+    snprintf(extra, sizeof(extra), ",\"restricted_to\":[\"%s\"]", w.police);
+    char *secret = post(&a, subject, "Restricted", extra);
+    char *after = post(&b, subject, "After", NULL);
+    ck_assert(sse_next(nurse, &ev, 3000));
+    ck_assert_msg(strstr(ev.data, after) != NULL, "expected the next visible item");
+    ck_assert_int_gt(ev.id, first);
+    free(ev.data);
+    ck_assert_msg(!sse_next(out, &ev, 1000), "an outsider received %s", ev.data);
+    /* delivery is audited */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log WHERE action = 'stream.deliver' AND "
+             "record_id = '%s'",
+             id);
+    char *n = NULL;
+    for (int i = 0; i < 20; i++) { /* written just after the delivery */
+        free(n);
+        n = itest_sql_value(sql);
+        if (n && atoi(n) >= 2)
+            break;
+        itest_sleep_ms(100);
+    }
+    ck_assert_int_ge(atoi(n), 2);
+    free(n);
+    sse_close(nurse);
+    sse_close(out);
+    sse_close(mgr);
+    free(id);
+    free(secret);
+    free(after);
+    free(subject);
+}
+END_TEST
+
+START_TEST(resume_with_last_event_id_no_loss_no_duplicate)
+{
+    char *subject = make_subject(team2());
+    struct sse *s = sse_open(&b, w.nurse, -1);
+    char *first = post(&a, subject, "One", NULL);
+    struct sse_event ev;
+    ck_assert(sse_next(s, &ev, 3000));
+    long long last = ev.id;
+    free(ev.data);
+    sse_close(s);
+    /* while away: five more, on both instances */
+    char *ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = post(i % 2 ? &a : &b, subject, "While away", NULL);
+    s = sse_open(&a, w.nurse, last);
+    long long prev = last;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(sse_next(s, &ev, 3000), "missed event %d", i);
+        ck_assert_int_gt(ev.id, prev); /* in order, none twice */
+        ck_assert_msg(strstr(ev.data, ids[i]) != NULL, "event %d out of order", i);
+        prev = ev.id;
+        free(ev.data);
+    }
+    /* then live ones */
+    char *live = post(&b, subject, "Live", NULL);
+    ck_assert(sse_next(s, &ev, 3000));
+    ck_assert(strstr(ev.data, live) != NULL);
+    ck_assert_int_gt(ev.id, prev);
+    free(ev.data);
+    ck_assert(!sse_next(s, &ev, 500));
+    sse_close(s);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+    free(live);
+    free(first);
+    free(subject);
+}
+END_TEST
+
+START_TEST(team_change_mid_stream)
+{
+    char team[64];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *subject = make_subject(team);
+    struct sse *s = sse_open(&a, w.nurse, -1);
+    char *hidden = post(&a, subject, "Before", NULL);
+    struct sse_event ev;
+    ck_assert_msg(!sse_next(s, &ev, 800), "not on the team yet: %s", ev.data);
+    char path[128], body[256];
+    snprintf(path, sizeof(path), "/v1/subjects/%s", subject);
+    snprintf(body, sizeof(body), "{\"team\":[\"%s\",\"%s\"]}", w.police, w.health);
+    struct https_response r = {0};
+    itest_call(&b, w.mgr, "PATCH", path, body, &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert(sse_next(s, &ev, 3000));
+    ck_assert_str_eq(ev.type, "subject.updated");
+    ck_assert(strstr(ev.data, subject) != NULL);
+    free(ev.data);
+    char *seen = post(&a, subject, "After joining", NULL);
+    ck_assert(sse_next(s, &ev, 3000));
+    ck_assert(strstr(ev.data, seen) != NULL);
+    free(ev.data);
+    /* a retraction streams too */
+    snprintf(path, sizeof(path), "/v1/intelligence/%s/retract", seen);
+    itest_call(&a, w.officer, "POST", path, "{\"reason\":\"duplicate\"}", &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert(sse_next(s, &ev, 3000));
+    ck_assert_str_eq(ev.type, "intelligence.retracted");
+    ck_assert(strstr(ev.data, "\"reason\":\"duplicate\"") != NULL);
+    free(ev.data);
+    sse_close(s);
+    free(hidden);
+    free(seen);
+    free(subject);
+}
+END_TEST
+
+START_TEST(bad_last_event_id_and_no_token)
+{
+    struct https_response r = {0};
+    itest_call(&a, NULL, "GET", "/v1/stream", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.nurse);
+    const char *h[] = {auth, "Last-Event-ID: banana", NULL};
+    itest_request(&a, "GET", "/v1/stream", h, NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+}
+END_TEST
+
+Suite *stream_suite(void)
+{
+    Suite *s = suite_create("stream");
+    TCase *tc = tcase_create("stream");
+    tcase_add_unchecked_fixture(tc, start, stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, delivered_to_the_team_only_with_conditions);
+    tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
+    tcase_add_test(tc, team_change_mid_stream);
+    tcase_add_test(tc, bad_last_event_id_and_no_token);
+    suite_add_tcase(s, tc);
+    return s;
+}
