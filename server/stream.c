@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "raise_limits.h"
 #include "resource.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #include <event2/buffer.h>
@@ -14,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,8 @@ struct stream_sub {
     struct evhttp_connection *evcon; /* borrowed */
     struct auth_user *user;          /* owned */
     char addr[64], request_id[LIMIT_REQUEST_ID + 1];
-    long long cursor; /* the last event id this subscriber has been sent (or skipped) */
+    long long cursor;       /* the last event id this subscriber has been sent (or skipped) */
+    uint64_t blocked_since; /* ms; 0 = writing. Blocked: its unsent buffer is full */
     int dead;
 };
 
@@ -89,16 +92,37 @@ static size_t unsent(const struct stream_sub *s)
     return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
-static void sub_write(struct stream_sub *s, const char *text, size_t len)
+/* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full: it is
+ * then blocked until it drains, and cut off if it stays blocked (see unblock_or_cut). */
+static int sub_write(struct stream_sub *s, const char *text, size_t len)
 {
     if (unsent(s) + len > LIMIT_SSE_BUFFER) {
-        s->dead = 1; /* cannot keep up: dropped; it resumes with Last-Event-ID */
-        return;
+        if (s->blocked_since == 0)
+            s->blocked_since = util_now_ms();
+        return -1;
     }
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, text, len);
     evhttp_send_reply_chunk(s->req, b);
     evbuffer_free(b);
+    return 0;
+}
+
+/* A blocked subscriber that has drained half its buffer writes again (and catches up from
+ * its cursor); one blocked for LIMIT_SSE_STALL_MS cannot keep up and is cut off. */
+static void unblock_or_cut(struct stream_worker *sw)
+{
+    uint64_t now = util_now_ms();
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    {
+        if (s->blocked_since == 0)
+            continue;
+        if (unsent(s) <= LIMIT_SSE_BUFFER / 2)
+            s->blocked_since = 0;
+        else if (now - s->blocked_since >= LIMIT_SSE_STALL_MS)
+            s->dead = 1;
+    }
 }
 
 static void reap(struct stream_worker *sw)
@@ -218,16 +242,18 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
         struct stream_sub *s;
         TAILQ_FOREACH(s, &sw->subs, entry)
         {
-            if (s->dead || s->cursor >= id)
+            if (s->dead || s->blocked_since != 0 || s->cursor >= id)
                 continue;
-            s->cursor = id;
-            if (!visible(s, res, row))
+            if (!visible(s, res, row)) {
+                s->cursor = id;
                 continue;
+            }
             if (text == NULL)
                 text = render(res, row);
-            sub_write(s, text, strlen(text));
-            if (!s->dead)
-                note_delivery(batch, s, res, row);
+            if (sub_write(s, text, strlen(text)) < 0)
+                continue; /* blocked: its cursor stays, the event comes again later */
+            s->cursor = id;
+            note_delivery(batch, s, res, row);
         }
         free(text);
     }
@@ -252,7 +278,7 @@ static void fetch(struct stream_worker *sw)
     long long from = -1;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
-    if (from < 0 || s->cursor < from)
+    if (s->blocked_since == 0 && (from < 0 || s->cursor < from))
         from = s->cursor;
     if (from < 0)
         return; /* nobody listening */
@@ -267,6 +293,14 @@ static void fetch(struct stream_worker *sw)
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     fetch(arg);
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream_worker *sw = arg;
+    unblock_or_cut(sw);
+    reap(sw);
+    fetch(sw);
 }
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
@@ -287,7 +321,7 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     TAILQ_INIT(&sw->subs);
     sw->kick = event_new(base, -1, 0, kick_cb, sw);
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
-    sw->poll = event_new(base, -1, EV_PERSIST, kick_cb, sw);
+    sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
     struct timeval hb = {LIMIT_SSE_HEARTBEAT_S, 0};
     struct timeval poll = {LIMIT_SSE_POLL_MS / 1000, (LIMIT_SSE_POLL_MS % 1000) * 1000};
     event_add(sw->heartbeat, &hb);

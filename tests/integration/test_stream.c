@@ -315,6 +315,70 @@ START_TEST(bad_last_event_id_and_no_token)
 }
 END_TEST
 
+START_TEST(slow_consumer_is_cut_off_and_can_resume)
+{
+    char *subject = make_subject(team2());
+    struct sse *slow = sse_open(&a, w.nurse, -1); /* never reads until the end */
+    char *big = malloc(9001), extra[9100];
+    memset(big, 'x', 9000);
+    big[9000] = '\0';
+    snprintf(extra, sizeof(extra), ",\"detail\":\"%s\"", big);
+    struct https_opts o = itest_opts(&a);
+    char *cause = NULL, auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.officer);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    struct https_conn *c = https_connect(&o, &cause);
+    ck_assert_ptr_nonnull(c);
+    int dropped = 0;
+    for (int i = 0; i < 800; i++) {
+        char body[10240];
+        snprintf(body, sizeof(body),
+                 "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"bulk %d\","
+                 "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"low\","
+                 "\"grading\":{\"source\":3,\"assessment\":\"D\",\"handling\":\"P\"}%s}",
+                 subject, i, extra);
+        struct https_response r = {0};
+        ck_assert_int_eq(
+            https_request(c, "POST", "/v1/intelligence", h, body, strlen(body), &r, &cause), 0);
+        ck_assert_int_eq(r.status, 201);
+        https_response_clear(&r);
+    }
+    for (int i = 0; i < 100 && !dropped; i++) { /* cut off once blocked for 5 s */
+        struct https_response m = {0};
+        itest_request(&a, "GET", "/metrics", NULL, NULL, &m);
+        dropped = strstr(m.body, "raise_stream_dropped_total 0\n") == NULL;
+        https_response_clear(&m);
+        itest_sleep_ms(200);
+    }
+    https_close(c);
+    ck_assert_msg(dropped, "a subscriber that never reads was never cut off");
+    ck_assert(itest_file_contains(a.log, "too slow, disconnected"));
+    /* it reads what was buffered, then the stream ends; it resumes from its last id */
+    struct sse_event ev;
+    long long last = 0;
+    while (sse_next(slow, &ev, 1000)) {
+        last = ev.id;
+        free(ev.data);
+    }
+    sse_close(slow);
+    ck_assert_int_gt(last, 0);
+    /* resuming, it gets every event it missed, in order, paced by what it reads */
+    char *newest = itest_sql_value("SELECT max(id) FROM events");
+    struct sse *again = sse_open(&a, w.nurse, last);
+    long long prev = last;
+    while (prev < atoll(newest) && sse_next(again, &ev, 3000)) {
+        ck_assert_int_gt(ev.id, prev);
+        prev = ev.id;
+        free(ev.data);
+    }
+    ck_assert_msg(prev == atoll(newest), "resumed up to %lld of %s", prev, newest);
+    free(newest);
+    sse_close(again);
+    free(big);
+    free(subject);
+}
+END_TEST
+
 Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -325,6 +389,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
+    tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     suite_add_tcase(s, tc);
     return s;
 }
