@@ -43,6 +43,8 @@ static const struct config_key keys[] = {
     {"db_queue_size", KEY_INT, OFF(db_queue_size), 1, 1000000, "queued queries per worker"},
     {"db_queue_wait", KEY_INT, OFF(db_queue_wait), 10, 600000, "ms a query may queue"},
     {"metrics", KEY_METRICS, OFF(metrics), 0, 0, "/metrics: local, public or off"},
+    {"stream_heartbeat", KEY_INT, OFF(stream_heartbeat), 1, 300,
+     "seconds between live-stream heartbeats and credential checks"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -63,6 +65,7 @@ void config_init(struct config *cfg)
     cfg->db_queue_size = LIMIT_DB_QUEUE_DEFAULT;
     cfg->db_queue_wait = LIMIT_DB_QUEUE_WAIT_MS;
     cfg->metrics = METRICS_LOCAL;
+    cfg->stream_heartbeat = LIMIT_SSE_HEARTBEAT_S;
 }
 
 void config_clear(struct config *cfg)

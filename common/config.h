@@ -25,6 +25,7 @@ struct config {
     int db_queue_size;
     int db_queue_wait; /* milliseconds */
     int metrics;       /* enum metrics_access */
+    int stream_heartbeat; /* seconds between SSE heartbeats (and credential checks) */
 };
 
 void config_init(struct config *cfg);

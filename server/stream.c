@@ -7,6 +7,8 @@
 #include "metrics.h"
 #include "raise_limits.h"
 #include "resource.h"
+#include "server.h"
+#include "config.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -45,6 +47,7 @@ struct stream_worker {
     struct event *heartbeat; /* owned */
     struct event *poll;      /* owned */
     struct db_query *pending;
+    struct db_query *checking; /* the heartbeat's credentials check */
     int again;
 };
 
@@ -303,13 +306,74 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     fetch(sw);
 }
 
+/* Which subscribers still hold valid credentials: an open stream must not outlive a
+ * sign-out, a revoked session or a deactivated user by more than one heartbeat. */
+static const char check_sql[] =
+    "SELECT u.id, coalesce(s.id::text, '') FROM users u "
+    "LEFT JOIN sessions s ON s.user_id = u.id AND s.id = ANY($2::uuid[]) "
+    "  AND s.revoked_at IS NULL AND s.expires_at > now() "
+    "WHERE u.id = ANY($1::uuid[]) AND u.active";
+
+static void checked(enum db_status st, PGresult *res, void *arg)
+{
+    struct stream_worker *sw = arg;
+    sw->checking = NULL;
+    if (st != DB_OK)
+        return; /* try again at the next heartbeat */
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    {
+        int ok = 0;
+        for (int i = 0; i < PQntuples(res) && !ok; i++)
+            ok = strcmp(PQgetvalue(res, i, 0), s->user->id) == 0 &&
+                 (s->user->session_id[0] == '\0' ||
+                  strcmp(PQgetvalue(res, i, 1), s->user->session_id) == 0);
+        if (!ok) {
+            log_info("stream: subscriber %s signed out or deactivated; ending", s->request_id);
+            s->dead = 2;
+        }
+    }
+    struct stream_sub *next;
+    for (s = TAILQ_FIRST(&sw->subs); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, entry);
+        if (s->dead == 2)
+            sub_close(s, 1);
+    }
+}
+
+static void check_credentials(struct stream_worker *sw)
+{
+    if (sw->checking != NULL || TAILQ_EMPTY(&sw->subs))
+        return;
+    size_t cap = (size_t)sw->nsubs * 37 + 3;
+    char *users = xcalloc(cap, 1), *sessions = xcalloc(cap, 1);
+    struct stream_sub *s;
+    strcat(users, "{");
+    strcat(sessions, "{");
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    {
+        strcat(users, users[1] ? "," : "");
+        strcat(users, s->user->id);
+        if (s->user->session_id[0] != '\0') {
+            strcat(sessions, sessions[1] ? "," : "");
+            strcat(sessions, s->user->session_id);
+        }
+    }
+    strcat(users, "}");
+    strcat(sessions, "}");
+    const char *params[] = {users, sessions};
+    sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
+    free(users);
+    free(sessions);
+}
+
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct stream_worker *sw = arg;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
     sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
-    reap(sw);
+    check_credentials(sw);
 }
 
 struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool *db, int id)
@@ -322,7 +386,7 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     sw->kick = event_new(base, -1, 0, kick_cb, sw);
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
     sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
-    struct timeval hb = {LIMIT_SSE_HEARTBEAT_S, 0};
+    struct timeval hb = {server_config()->stream_heartbeat, 0};
     struct timeval poll = {LIMIT_SSE_POLL_MS / 1000, (LIMIT_SSE_POLL_MS % 1000) * 1000};
     event_add(sw->heartbeat, &hb);
     event_add(sw->poll, &poll);
@@ -349,6 +413,8 @@ void stream_worker_free(struct stream_worker *sw)
     stream_worker_stop(sw);
     if (sw->pending != NULL)
         db_query_orphan(sw->pending);
+    if (sw->checking != NULL)
+        db_query_orphan(sw->checking);
     event_free(sw->kick);
     event_free(sw->heartbeat);
     event_free(sw->poll);

@@ -379,6 +379,48 @@ START_TEST(slow_consumer_is_cut_off_and_can_resume)
 }
 END_TEST
 
+/* 1 if the server ends the stream within timeout_ms (events and comments are read past). */
+static int sse_ended(struct sse *e, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        long got = https_stream_read(e->c, e->buf, sizeof(e->buf), 200);
+        if (got < 0)
+            return 1;
+    }
+    return 0;
+}
+
+START_TEST(sign_out_and_deactivation_end_open_streams)
+{
+    struct itest_server c;
+    itest_server_start(&c, "stream_heartbeat = 1\n");
+    char *uid = NULL, sql[128], path[96];
+    char *t1 = itest_new_user(&c, w.admin, w.health, "practitioner", NULL, &uid);
+    snprintf(sql, sizeof(sql), "SELECT username FROM users WHERE id = '%s'", uid);
+    char *name = itest_sql_value(sql);
+    char *t2 = itest_login(&c, name, "long enough secret");
+    struct sse *s1 = sse_open(&c, t1, -1), *s2 = sse_open(&c, t2, -1);
+    struct https_response r = {0};
+    itest_call(&c, t1, "DELETE", "/v1/sessions/current", NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    https_response_clear(&r);
+    ck_assert_msg(sse_ended(s1, 5000), "a signed-out session's stream stayed open");
+    ck_assert_msg(!sse_ended(s2, 1500), "the other session's stream ended too");
+    snprintf(path, sizeof(path), "/v1/users/%s", uid);
+    itest_call(&c, w.admin, "PATCH", path, "{\"active\":false}", &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert_msg(sse_ended(s2, 5000), "a deactivated user's stream stayed open");
+    sse_close(s1);
+    sse_close(s2);
+    free(name);
+    free(uid);
+    free(t1);
+    free(t2);
+    itest_server_stop(&c, SIGTERM, 15);
+}
+END_TEST
+
 Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -390,6 +432,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
+    tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
     suite_add_tcase(s, tc);
     return s;
 }
