@@ -152,6 +152,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
     struct http_req *r = arg;
     log_info("request %s: client connection closed before the reply", r->id);
+    if (evhttp_request_get_connection(r->ev) == NULL)
+        evhttp_request_free(r->ev); /* detached by libevent: ours to free (see stream.c) */
     r->ev = NULL;
     if (r->query != NULL)
         db_query_orphan(r->query);

@@ -73,9 +73,15 @@ static void sub_free(struct stream_sub *s)
     free(s);
 }
 
+/* The client went away. If libevent detached our unfinished reply from the connection (a
+ * failed write or EOF: evhttp_connection_incoming_fail), the request is ours to finish:
+ * ending it with no connection frees it. Otherwise the connection frees it. */
 static void sub_closed(struct evhttp_connection *evcon, void *arg)
 {
-    sub_free(arg);
+    struct stream_sub *s = arg;
+    if (evhttp_request_get_connection(s->req) == NULL)
+        evhttp_send_reply_end(s->req);
+    sub_free(s);
 }
 
 /* Cut a subscriber off (slow, or the worker is stopping). */

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,17 @@ static void stop(void)
 {
     itest_server_stop(&a, SIGTERM, 15);
     itest_server_stop(&b, SIGTERM, 15);
+    free(w.admin);
+    free(w.hub);
+    free(w.hub_agency);
+    free(w.police);
+    free(w.health);
+    free(w.housing);
+    free(w.mgr);
+    free(w.officer);
+    free(w.nurse);
+    free(w.outsider);
+    memset(&w, 0, sizeof(w));
 }
 
 /* ---- a small SSE client */
@@ -421,6 +433,60 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
 }
 END_TEST
 
+struct racer {
+    const struct itest_server *s;
+    const char *body, *key;
+    struct https_response r;
+};
+
+static void *race_post(void *p)
+{
+    struct racer *x = p;
+    char auth[256], idem[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.officer);
+    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", x->key);
+    const char *h[] = {auth, "Content-Type: application/json", idem, NULL};
+    itest_request(x->s, "POST", "/v1/intelligence", h, x->body, &x->r);
+    return NULL;
+}
+
+START_TEST(idempotency_across_two_instances)
+{
+    char *subject = make_subject(team2());
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"charge\",\"summary\":\"Charged\","
+             "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"high\",\"gravity\":4,"
+             "\"grading\":{\"source\":1,\"assessment\":\"A\",\"handling\":\"P\"}}",
+             subject);
+    const char *key = itest_unique("race-");
+    struct racer x[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) { /* the same retry, at once, on both instances */
+        x[i] = (struct racer){.s = i % 2 ? &b : &a, .body = body, .key = key};
+        pthread_create(&t[i], NULL, race_post, &x[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(x[i].r.status == 201, "%d %s", x[i].r.status, x[i].r.body);
+        ck_assert_str_eq(x[i].r.body, x[0].r.body); /* all answered with the one item */
+    }
+    for (int i = 0; i < 4; i++)
+        https_response_clear(&x[i].r);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || '/' || (SELECT count(*) FROM events e JOIN intelligence i ON "
+             "i.id = e.record_id WHERE i.idempotency_key = '%s') FROM intelligence WHERE "
+             "idempotency_key = '%s'",
+             key, key);
+    char *n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1/1"); /* one item, one event */
+    free(n);
+    free(subject);
+}
+END_TEST
+
 Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -433,6 +499,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
+    tcase_add_test(tc, idempotency_across_two_instances);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -42,6 +42,19 @@ static void start(void)
 static void stop(void)
 {
     itest_server_stop(&srv, SIGTERM, 15);
+    free(w.admin);
+    free(w.hub);
+    free(w.hub2);
+    free(w.hub_agency);
+    free(w.police);
+    free(w.health);
+    free(w.outsider_agency);
+    free(w.mgr);
+    free(w.mgr2);
+    free(w.officer);
+    free(w.nurse);
+    free(w.outsider);
+    memset(&w, 0, sizeof(w));
 }
 
 static const char *dob_years_ago(int years)
