@@ -23,8 +23,8 @@ struct config {
     int shutdown_timeout;  /* seconds */
     int statement_timeout; /* milliseconds */
     int db_queue_size;
-    int db_queue_wait; /* milliseconds */
-    int metrics;       /* enum metrics_access */
+    int db_queue_wait;    /* milliseconds */
+    int metrics;          /* enum metrics_access */
     int stream_heartbeat; /* seconds between SSE heartbeats (and credential checks) */
 };
 

@@ -2,6 +2,7 @@
 
 #include "problem.h"
 #include "raise_limits.h"
+#include "xmalloc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -253,4 +254,33 @@ int json_has(json_object *o, const char *key)
 {
     json_object *v;
     return json_object_object_get_ex(o, key, &v) && v != NULL;
+}
+
+char *json_uuid_array_literal(json_object *o, const char *key)
+{
+    json_object *a;
+    if (!json_object_object_get_ex(o, key, &a) || a == NULL)
+        return NULL;
+    size_t n = json_object_array_length(a);
+    char *s = xcalloc(n * 37 + 3, 1);
+    strcat(s, "{");
+    for (size_t i = 0; i < n; i++) {
+        strcat(s, i ? "," : "");
+        strcat(s, json_object_get_string(json_object_array_get_idx(a, i)));
+    }
+    strcat(s, "}");
+    return s;
+}
+
+json_object *json_from_pg_array(const char *a)
+{
+    json_object *arr = json_object_new_array();
+    while (*a != '\0') {
+        a += strspn(a, "{},");
+        size_t n = strcspn(a, ",}");
+        if (n > 0)
+            json_object_array_add(arr, json_object_new_string_len(a, (int)n));
+        a += n;
+    }
+    return arr;
 }

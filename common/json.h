@@ -35,6 +35,11 @@ int json_validate(json_object *o, const struct json_field *fields, size_t n, str
 /* Field accessors for validated objects (NULL / default when absent). */
 const char *json_str(json_object *o, const char *key);
 int json_has(json_object *o, const char *key);
+/* The (validated) array of ids under key as a PostgreSQL array literal "{a,b}", owned;
+ * NULL when the key is absent or null. */
+char *json_uuid_array_literal(json_object *o, const char *key);
+/* A PostgreSQL array literal "{a,b}" (text) as a JSON array of strings. */
+json_object *json_from_pg_array(const char *literal);
 /* 1 if s is a canonical UUID (8-4-4-4-12 hex). */
 int json_is_uuid(const char *s);
 /* Count UTF-8 code points. */

@@ -164,24 +164,6 @@ static void hash_done(void *p)
     hash_job_free(j);
 }
 
-/* A PostgreSQL array literal of the ids in a validated JK_UUID_ARRAY field (owned). */
-static char *uuid_array(json_object *o, const char *key)
-{
-    json_object *a;
-    if (!json_object_object_get_ex(o, key, &a) || a == NULL)
-        return NULL;
-    size_t n = json_object_array_length(a);
-    char *s = xcalloc(n * 37 + 3, 1);
-    strcat(s, "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            strcat(s, ",");
-        strcat(s, json_object_get_string(json_object_array_get_idx(a, i)));
-    }
-    strcat(s, "}");
-    return s;
-}
-
 void users_create(struct http_req *r)
 {
     json_object *o = res_read_body(r, user_fields, sizeof(user_fields) / sizeof(user_fields[0]));
@@ -204,7 +186,7 @@ void users_create(struct http_req *r)
     j->params[2] = xstrdup(json_str(o, "agency_id"));
     j->params[3] = xstrdup(json_str(o, "role"));
     j->params[4] = xstrdup("\x01hash");
-    j->params[5] = uuid_array(o, "hub_ids");
+    j->params[5] = json_uuid_array_literal(o, "hub_ids");
     if (j->params[5] == NULL)
         j->params[5] = xstrdup("{}");
     j->params[6] = audit_context(r);
@@ -261,7 +243,7 @@ void users_update(struct http_req *r)
     j->params[1] = json_has(o, "display_name") ? xstrdup(json_str(o, "display_name")) : NULL;
     j->params[2] = json_has(o, "role") ? xstrdup(json_str(o, "role")) : NULL;
     j->params[3] = json_has(o, "active") ? xstrdup(json_str(o, "active")) : NULL;
-    j->params[5] = uuid_array(o, "hub_ids");
+    j->params[5] = json_uuid_array_literal(o, "hub_ids");
     j->params[6] = audit_context(r);
     if (json_has(o, "password")) {
         j->password = xstrdup(json_str(o, "password"));

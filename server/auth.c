@@ -1,6 +1,7 @@
 #include "auth.h"
 
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "problem.h"
 #include "util.h"
@@ -177,14 +178,7 @@ json_object *auth_user_json(const struct auth_user *u)
     json_object_object_add(agency, "name", json_object_new_string(u->agency_name));
     json_object_object_add(agency, "kind", json_object_new_string(u->agency_kind));
     json_object_object_add(o, "agency", agency);
-    json_object *hubs = json_object_new_array();
-    for (const char *a = u->hub_ids; *a != '\0';) {
-        a += strspn(a, "{},");
-        size_t n = strcspn(a, ",}");
-        if (n == 36)
-            json_object_array_add(hubs, json_object_new_string_len(a, 36));
-        a += n;
-    }
+    json_object *hubs = json_from_pg_array(u->hub_ids);
     json_object_object_add(o, "hub_ids", hubs);
     json_object_object_add(o, "authenticated_by",
                            json_object_new_string(u->session_id[0] ? "token" : "certificate"));

@@ -26,19 +26,6 @@ static json_object *str_or_null(PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : json_object_new_string(PQgetvalue(res, row, col));
 }
 
-static json_object *id_list(const char *a)
-{
-    json_object *arr = json_object_new_array();
-    while (*a != '\0') {
-        a += strspn(a, "{},");
-        size_t n = strcspn(a, ",}");
-        if (n > 0)
-            json_object_array_add(arr, json_object_new_string_len(a, (int)n));
-        a += n;
-    }
-    return arr;
-}
-
 /* An item as GET shows it; the handling conditions travel with every rendering. */
 json_object *intelligence_render(PGresult *res, int row, int c)
 {
@@ -75,9 +62,9 @@ json_object *intelligence_render(PGresult *res, int row, int c)
             g, "text", json_object_new_string(intel_grading_text(scheme, src, as, h, text)));
         json_object_object_add(o, "grading", g);
     }
-    json_object_object_add(o, "restricted_to",
-                           PQgetisnull(res, row, c + 13) ? NULL
-                                                         : id_list(PQgetvalue(res, row, c + 13)));
+    json_object_object_add(
+        o, "restricted_to",
+        PQgetisnull(res, row, c + 13) ? NULL : json_from_pg_array(PQgetvalue(res, row, c + 13)));
     json_object *author = json_object_new_object();
     json_object_object_add(author, "user_id", str_or_null(res, row, c + 14));
     json_object_object_add(author, "agency_id", str_or_null(res, row, c + 15));
@@ -205,22 +192,6 @@ static char *opt(json_object *o, const char *key)
     return json_has(o, key) ? xstrdup(json_str(o, key)) : NULL;
 }
 
-static char *restricted(json_object *o)
-{
-    json_object *a;
-    if (!json_object_object_get_ex(o, "restricted_to", &a) || a == NULL)
-        return NULL;
-    size_t n = json_object_array_length(a);
-    char *s = xcalloc(n * 37 + 3, 1);
-    strcat(s, "{");
-    for (size_t i = 0; i < n; i++) {
-        strcat(s, i ? "," : "");
-        strcat(s, json_object_get_string(json_object_array_get_idx(a, i)));
-    }
-    strcat(s, "}");
-    return s;
-}
-
 void intelligence_create(struct http_req *r)
 {
     size_t len;
@@ -270,7 +241,7 @@ void intelligence_create(struct http_req *r)
         v[15] = opt(g, "handling");
         v[16] = opt(g, "conditions");
     }
-    v[17] = restricted(o);
+    v[17] = json_uuid_array_literal(o, "restricted_to");
     v[18] = audit_context(r);
     json_object_put(o);
     send_post(r, p);

@@ -90,14 +90,7 @@ json_object *res_row_json_range(PGresult *res, int row, int from, int to)
             json_object_object_add(o, name, json_object_new_boolean(v[0] == 't'));
         } else if ((nl > 4 && strcmp(name + nl - 4, "_ids") == 0) || strcmp(name, "team") == 0 ||
                    strcmp(name, "restricted_to") == 0) {
-            json_object *a = json_object_new_array();
-            while (*v != '\0') {
-                v += strspn(v, "{},");
-                size_t n = strcspn(v, ",}");
-                if (n > 0)
-                    json_object_array_add(a, json_object_new_string_len(v, (int)n));
-                v += n;
-            }
+            json_object *a = json_from_pg_array(v);
             json_object_object_add(o, name, a);
         } else {
             json_object_object_add(o, name, json_object_new_string(v));

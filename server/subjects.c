@@ -80,23 +80,6 @@ static int manages(const struct http_req *r, const char *hub_id)
     return r->user->role == ROLE_HUB_MANAGER && strstr(r->user->hub_ids, lower) != NULL;
 }
 
-static char *id_array(json_object *o, const char *key)
-{
-    json_object *a;
-    if (!json_object_object_get_ex(o, key, &a) || a == NULL)
-        return NULL;
-    size_t n = json_object_array_length(a);
-    char *s = xcalloc(n * 37 + 3, 1);
-    strcat(s, "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            strcat(s, ",");
-        strcat(s, json_object_get_string(json_object_array_get_idx(a, i)));
-    }
-    strcat(s, "}");
-    return s;
-}
-
 static const char create_sql[] =
     "WITH s AS (INSERT INTO subjects (hub_id, reference, given_name, family_name, "
     "           date_of_birth, status, key_worker) VALUES ($1, $2, $3, $4, $5, $6, $7) "
@@ -133,7 +116,7 @@ void subjects_create(struct http_req *r)
         http_reply_error(r, 403, "you do not manage this hub");
         return;
     }
-    char *team = id_array(o, "team"), *ctx = audit_context(r);
+    char *team = json_uuid_array_literal(o, "team"), *ctx = audit_context(r);
     const char *params[] = {
         json_str(o, "hub_id"),      json_str(o, "reference"),     json_str(o, "given_name"),
         json_str(o, "family_name"), json_str(o, "date_of_birth"), json_str(o, "status"),
@@ -281,7 +264,7 @@ void subjects_update(struct http_req *r)
         free(id);
         return;
     }
-    char *team = id_array(o, "team"), *ctx = audit_context(r);
+    char *team = json_uuid_array_literal(o, "team"), *ctx = audit_context(r);
     const char *params[] = {id,
                             json_has(o, "status") ? json_str(o, "status") : NULL,
                             json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL,
