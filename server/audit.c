@@ -4,6 +4,8 @@
 #include "http.h"
 #include "json.h"
 #include "problem.h"
+#include "resource.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -65,8 +67,10 @@ struct list_ctx {
 static void listed(struct http_req *r, enum db_status st, PGresult *res)
 {
     if (st != DB_OK) {
-        if (strcmp(db_sqlstate(res), "22007") == 0 || strcmp(db_sqlstate(res), "22008") == 0) {
-            http_reply_error(r, 400, "from and to must be RFC 3339 times");
+        if (strncmp(db_sqlstate(res), "22", 2) == 0) {
+            http_reply_error(r, 400,
+                             "from and to must be RFC 3339 times and before a cursor "
+                             "from a previous page");
             return;
         }
         http_reply_db_error(r, res);
@@ -90,39 +94,14 @@ static void listed(struct http_req *r, enum db_status st, PGresult *res)
     }
     json_object *body = json_object_new_object();
     json_object_object_add(body, "items", items);
-    json_object_object_add(
-        body, "next", n > limit ? json_object_new_string(PQgetvalue(res, limit - 1, 0)) : NULL);
+    char *cur = NULL;
+    if (n > limit) { /* opaque like every other cursor: base64url of the last seq */
+        const char *seq = PQgetvalue(res, limit - 1, 0);
+        cur = util_base64url((const unsigned char *)seq, strlen(seq));
+    }
+    json_object_object_add(body, "next", cur ? json_object_new_string(cur) : NULL);
+    free(cur);
     http_reply_json(r, 200, body);
-}
-
-/* Parse limit/before: -1 and a 400 reply on a bad value. */
-static int page_params(struct http_req *r, int *limit, char **before)
-{
-    char *l = http_query_param(r, "limit");
-    *before = http_query_param(r, "before");
-    *limit = LIMIT_PAGE_DEFAULT;
-    if (l != NULL) {
-        char *end;
-        long v = strtol(l, &end, 10);
-        if (*l == '\0' || *end != '\0' || v < 1 || v > LIMIT_PAGE_MAX) {
-            free(l);
-            free(*before);
-            http_reply_error(r, 400, "limit must be an integer from 1 to 200");
-            return -1;
-        }
-        *limit = (int)v;
-    }
-    free(l);
-    if (*before != NULL) {
-        char *end;
-        long long v = strtoll(*before, &end, 10);
-        if (**before == '\0' || *end != '\0' || v < 1) {
-            free(*before);
-            http_reply_error(r, 400, "before must be a cursor from a previous page's next");
-            return -1;
-        }
-    }
-    return 0;
 }
 
 void audit_list(struct http_req *r)
@@ -135,7 +114,7 @@ void audit_list(struct http_req *r)
         http_reply_error(r, 400, "subject_id and user_id must be ids (UUID)");
         goto done;
     }
-    if (page_params(r, &limit, &before) < 0)
+    if (res_page(r, &limit, &before) < 0)
         goto done;
     char lim[16], *ctx = audit_context(r);
     snprintf(lim, sizeof(lim), "%d", limit);

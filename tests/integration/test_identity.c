@@ -411,6 +411,30 @@ START_TEST(audit_rows_name_who_what_why)
                       admin);
     ck_assert_str_eq(row, "audit.read|GET /v1/audit|admin|127.0.0.1|32|annual account review");
     free(row);
+    /* pages: newest first, the cursor continues strictly below */
+    itest_call(&srv, admin, "GET", "/v1/audit?limit=2", NULL, &r);
+    json_object *page = itest_json(&r), *items, *next;
+    ck_assert(json_object_object_get_ex(page, "items", &items));
+    ck_assert_int_eq(json_object_array_length(items), 2);
+    long long last =
+        json_object_get_int64(json_object_object_get(json_object_array_get_idx(items, 1), "seq"));
+    ck_assert(json_object_object_get_ex(page, "next", &next) && next != NULL);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/audit?limit=2&before=%s", json_object_get_string(next));
+    json_object_put(page);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "GET", path, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    page = itest_json(&r);
+    json_object_object_get_ex(page, "items", &items);
+    ck_assert_int_lt(
+        json_object_get_int64(json_object_object_get(json_object_array_get_idx(items, 0), "seq")),
+        last);
+    json_object_put(page);
+    https_response_clear(&r);
+    itest_call(&srv, admin, "GET", "/v1/audit?before=bm9wZQ", NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
     /* the agency creation is there with its record id */
     row = count("SELECT count(*) FROM audit_log WHERE action = 'agency.create' AND "
                 "record_id = '%s'",
