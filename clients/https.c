@@ -63,6 +63,7 @@ struct https_conn {
     struct buf rbuf;   /* received, not yet consumed */
     struct buf stream; /* decoded body bytes not yet handed out by https_stream_read */
     size_t stream_off;
+    int stream_ended; /* the body's end was decoded along with data still to hand out */
     /* the response being read */
     enum body_kind body;
     size_t remaining;              /* BODY_LENGTH: bytes still to come */
@@ -1133,6 +1134,7 @@ int https_stream_open(struct https_conn *c, const char *method, const char *path
     resp->body = xstrdup("");
     c->stream.len = 0;
     c->stream_off = 0;
+    c->stream_ended = 0;
     return 0;
 }
 
@@ -1155,11 +1157,18 @@ long https_stream_read(struct https_conn *c, char *buf, size_t cap, int timeout_
     for (;;) {
         if (c->stream.len > c->stream_off)
             return stream_take(c, buf, cap > LONG_MAX ? LONG_MAX : cap);
+        if (c->stream_ended) { /* the last data went out on the previous call */
+            c->stream_ended = 0;
+            finish_body(c);
+            return -1;
+        }
         int r = body_step(c, &c->stream);
         if (r < 0)
             break;
-        if (c->stream.len > 0)
+        if (c->stream.len > 0) {
+            c->stream_ended = r == 1; /* hand the data out first, then report the end */
             continue;
+        }
         if (r == 1) {
             finish_body(c);
             return -1;

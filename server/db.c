@@ -454,6 +454,14 @@ void db_query_orphan(struct db_query *q)
     query_free(q);
 }
 
+int db_pool_pending(const struct db_pool *pool)
+{
+    int n = pool->queued;
+    for (int i = 0; i < pool->size; i++)
+        n += pool->conns[i].state == CONN_BUSY;
+    return n;
+}
+
 int db_pool_live(const struct db_pool *pool)
 {
     return pool->live;

@@ -45,6 +45,8 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
 /* The caller no longer wants the result (its client went away): cb will not be called and
  * the result is drained and dropped. The handle is invalid afterwards. */
 void db_query_orphan(struct db_query *q);
+/* Statements queued or running (a stopping worker waits for them). */
+int db_pool_pending(const struct db_pool *pool);
 /* Connections currently up (idle or busy) in this pool. */
 int db_pool_live(const struct db_pool *pool);
 /* SQLSTATE of a DB_ERROR result ("23505"...), or "" */

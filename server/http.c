@@ -227,7 +227,8 @@ void http_server_set_stream(struct http_server *hs, struct stream_worker *sw)
     hs->stream = sw;
 }
 
-struct evhttp_request *http_detach(struct http_req *r, const char *content_type)
+struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
+                                   struct auth_user **user)
 {
     struct evhttp_request *ev = r->ev;
     struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
@@ -239,6 +240,8 @@ struct evhttp_request *http_detach(struct http_req *r, const char *content_type)
     evhttp_connection_set_closecb(evhttp_request_get_connection(ev), NULL, NULL);
     evhttp_send_reply_start(ev, 200, "OK");
     access_log(r, 200, "GET");
+    *user = r->user;
+    r->user = NULL;
     req_free(r);
     return ev;
 }

@@ -19,6 +19,7 @@ struct evhttp_request;
 struct problem;
 struct http_server;
 struct stream_worker;
+struct auth_user;
 
 typedef void (*http_db_cb)(struct http_req *r, enum db_status st, PGresult *res);
 
@@ -79,8 +80,10 @@ void http_work(struct http_req *r, void (*fn)(void *), void (*done)(void *), voi
 struct stream_worker *http_stream(const struct http_req *r);
 void http_server_set_stream(struct http_server *hs, struct stream_worker *sw);
 /* Start a streaming 200 reply (content_type) and hand the evhttp request to the caller:
- * the access line is written, r is freed, the caller ends the reply. */
-struct evhttp_request *http_detach(struct http_req *r, const char *content_type);
+ * the access line is written, r->user moves to *user, r is freed, the caller ends the
+ * reply. */
+struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
+                                   struct auth_user **user);
 
 /* Replies. body/o/p are consumed. */
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);

@@ -182,7 +182,9 @@ static void worker_finish(struct worker *w)
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int n = http_server_inflight(w->http);
+    /* requests, replies being written, and statements still running (the stream's last
+     * delivery audit) */
+    int n = http_server_inflight(w->http) + db_pool_pending(w->db);
     if (n == 0 || util_now_ms() >= w->deadline_ms) {
         if (n > 0)
             log_warn("stop: %d requests still running after %d s; closing", n,

@@ -48,6 +48,8 @@ struct stream_worker {
     struct event *poll;      /* owned */
     struct db_query *pending;
     struct db_query *checking; /* the heartbeat's credentials check */
+    json_object *audit;        /* owned; deliveries not yet audited, see note_delivery */
+    uint64_t audit_flushed_ms;
     int again;
 };
 
@@ -210,27 +212,56 @@ static const char audit_sql[] =
     "username text, agency_id uuid, role text, client_addr text, request_id text, "
     "record_type text, record_id text, subject_id uuid, hub_id uuid)";
 
-static void note_delivery(json_object *batch, const struct stream_sub *s, PGresult *res, int row)
+/* Deliveries are audited in aggregate: one row per subscriber per young person per flush
+ * (about a second), whose record_id lists the event ids sent. One chained row per single
+ * delivery would be 100,000 rows a second for 1,000 subscribers at 100 events a second. */
+static void note_delivery(struct stream_worker *sw, const struct stream_sub *s, PGresult *res,
+                          int row)
 {
-    const char *type = PQgetvalue(res, row, 1);
+    const char *type = PQgetvalue(res, row, 1), *id = PQgetvalue(res, row, 0);
     int intel = strncmp(type, "intelligence.", 13) == 0;
-    json_object *d = json_object_new_object();
+    const char *subject = PQgetvalue(res, row, intel ? FIRST_INTEL + 1 : FIRST_SUBJECT);
+    char key[LIMIT_REQUEST_ID + 40];
+    snprintf(key, sizeof(key), "%s|%s", s->request_id, subject);
+    json_object *d, *ids;
+    if (json_object_object_get_ex(sw->audit, key, &d) &&
+        json_object_object_get_ex(d, "record_id", &ids)) {
+        char *joined = xasprintf("%s,%s", json_object_get_string(ids), id);
+        json_object_object_add(d, "record_id", json_object_new_string(joined));
+        free(joined);
+        return;
+    }
+    d = json_object_new_object();
     json_object_object_add(d, "user_id", json_object_new_string(s->user->id));
     json_object_object_add(d, "username", json_object_new_string(s->user->username));
     json_object_object_add(d, "agency_id", json_object_new_string(s->user->agency_id));
     json_object_object_add(d, "role", json_object_new_string(role_names[s->user->role]));
     json_object_object_add(d, "client_addr", json_object_new_string(s->addr));
     json_object_object_add(d, "request_id", json_object_new_string(s->request_id));
-    json_object_object_add(d, "record_type",
-                           json_object_new_string(intel ? "intelligence" : "subject"));
-    json_object_object_add(
-        d, "record_id",
-        json_object_new_string(PQgetvalue(res, row, intel ? FIRST_INTEL : FIRST_SUBJECT)));
-    json_object_object_add(
-        d, "subject_id",
-        json_object_new_string(PQgetvalue(res, row, intel ? FIRST_INTEL + 1 : FIRST_SUBJECT)));
+    json_object_object_add(d, "record_type", json_object_new_string("event"));
+    json_object_object_add(d, "record_id", json_object_new_string(id));
+    json_object_object_add(d, "subject_id", json_object_new_string(subject));
     json_object_object_add(d, "hub_id", json_object_new_string(PQgetvalue(res, row, 2)));
-    json_object_array_add(batch, d);
+    json_object_object_add(sw->audit, key, d);
+}
+
+static void audit_flush(struct stream_worker *sw)
+{
+    sw->audit_flushed_ms = util_now_ms();
+    if (json_object_object_length(sw->audit) == 0)
+        return;
+    json_object *rows = json_object_new_array();
+    json_object_object_foreach(sw->audit, key, val)
+    {
+        (void)key;
+        json_object_array_add(rows, json_object_get(val));
+    }
+    const char *params[] = {json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN)};
+    if (db_query(sw->db, audit_sql, 1, params, audit_done, NULL) == NULL)
+        log_error("stream: delivery audit not written (database unavailable)");
+    json_object_put(rows);
+    json_object_put(sw->audit);
+    sw->audit = json_object_new_object();
 }
 
 static void fetched(enum db_status st, PGresult *res, void *arg)
@@ -244,7 +275,6 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
     }
     int n = PQntuples(res);
     log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
-    json_object *batch = json_object_new_array();
     for (int row = 0; row < n; row++) {
         long long id = atoll(PQgetvalue(res, row, 0));
         char *text = NULL;
@@ -262,15 +292,10 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
             if (sub_write(s, text, strlen(text)) < 0)
                 continue; /* blocked: its cursor stays, the event comes again later */
             s->cursor = id;
-            note_delivery(batch, s, res, row);
+            note_delivery(sw, s, res, row);
         }
         free(text);
     }
-    if (json_object_array_length(batch) > 0) {
-        const char *params[] = {json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN)};
-        db_query(sw->db, audit_sql, 1, params, audit_done, NULL);
-    }
-    json_object_put(batch);
     reap(sw);
     if (n == LIMIT_SSE_BATCH || sw->again) {
         sw->again = 0;
@@ -307,6 +332,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct stream_worker *sw = arg;
+    if (util_now_ms() - sw->audit_flushed_ms >= LIMIT_SSE_AUDIT_FLUSH_MS)
+        audit_flush(sw);
     unblock_or_cut(sw);
     reap(sw);
     fetch(sw);
@@ -389,6 +416,8 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     sw->db = db;
     sw->id = id;
     TAILQ_INIT(&sw->subs);
+    sw->audit = json_object_new_object();
+    sw->audit_flushed_ms = util_now_ms();
     sw->kick = event_new(base, -1, 0, kick_cb, sw);
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
     sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
@@ -407,6 +436,7 @@ void stream_worker_stop(struct stream_worker *sw)
     struct stream_sub *s;
     while ((s = TAILQ_FIRST(&sw->subs)) != NULL)
         sub_close(s, 1);
+    audit_flush(sw); /* the worker's drain waits for the pool to finish it */
 }
 
 void stream_worker_free(struct stream_worker *sw)
@@ -421,6 +451,7 @@ void stream_worker_free(struct stream_worker *sw)
         db_query_orphan(sw->pending);
     if (sw->checking != NULL)
         db_query_orphan(sw->checking);
+    json_object_put(sw->audit);
     event_free(sw->kick);
     event_free(sw->heartbeat);
     event_free(sw->poll);
@@ -444,9 +475,7 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
         s->cursor = atoll(last); /* ...or from where the client left off */
     snprintf(s->addr, sizeof(s->addr), "%s", http_client_addr(r));
     snprintf(s->request_id, sizeof(s->request_id), "%s", r->id);
-    s->user = r->user;
-    r->user = NULL;
-    s->req = http_detach(r, "text/event-stream");
+    s->req = http_detach(r, "text/event-stream", &s->user);
     s->evcon = evhttp_request_get_connection(s->req);
     evhttp_connection_set_closecb(s->evcon, sub_closed, s);
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);
