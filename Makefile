@@ -8,6 +8,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: help run test build bench stop-db format tidy clean
+.PHONY: fuzz
 
 help:
 	@sed -n '2,4s/^# \{0,1\}//p' Makefile
@@ -33,6 +34,9 @@ bench:
 	scripts/install-deps --bench
 	$(MAKE) --no-print-directory build
 	tests/bench/run
+
+fuzz:
+	tests/fuzz/run
 
 stop-db:
 	scripts/pgcluster stop var/pg

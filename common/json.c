@@ -10,7 +10,10 @@
 #include <string.h>
 
 /* json-c keeps the last of duplicate keys silently; scan the raw text for duplicates at any
- * depth so a body can never mean two things. Strings are compared as raw (escaped) text. */
+ * depth so a body can never mean two things. Strings are compared as raw (escaped) text.
+ * Returns 1 on a duplicate, -1 on text that is not strict JSON: json-c 0.16 accepts
+ * single-quoted keys even in strict mode, and their contents must never be read as
+ * structure (found by tests/fuzz/fuzz_json: "{'}}}{':1}" drove the depth below zero). */
 struct key_frame {
     const char *keys[64];
     size_t lens[64];
@@ -24,14 +27,17 @@ static int scan_duplicates(const char *s, size_t len)
     int depth = -1, expect_key = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '{' || c == '[') {
+        if (c == '\'') {
+            return -1;
+        } else if (c == '{' || c == '[') {
             if (++depth > LIMIT_JSON_DEPTH)
                 return -1;
             stack[depth].n = 0;
             stack[depth].is_object = c == '{';
             expect_key = c == '{';
         } else if (c == '}' || c == ']') {
-            depth--;
+            if (--depth < -1)
+                return -1;
             expect_key = 0;
         } else if (c == ',') {
             expect_key = depth >= 0 && stack[depth].is_object;
@@ -41,7 +47,7 @@ static int scan_duplicates(const char *s, size_t len)
                 i += s[i] == '\\' ? 2 : 1;
             if (expect_key && depth >= 0) {
                 struct key_frame *f = &stack[depth];
-                size_t klen = i - start;
+                size_t klen = (i < len ? i : len) - start;
                 for (int k = 0; k < f->n; k++)
                     if (f->lens[k] == klen && memcmp(f->keys[k], s + start, klen) == 0)
                         return 1;
@@ -83,8 +89,10 @@ json_object *json_parse_body(const char *buf, size_t len, struct problem **p)
         json_object_put(o);
         return NULL;
     }
-    if (scan_duplicates(buf, len) != 0) {
-        *p = problem_new(400, "malformed JSON: a key appears twice in one object");
+    int dup = scan_duplicates(buf, len);
+    if (dup != 0) {
+        *p = problem_new(400, dup > 0 ? "malformed JSON: a key appears twice in one object"
+                                      : "malformed JSON: not strict JSON (single quotes?)");
         json_object_put(o);
         return NULL;
     }

@@ -1,0 +1,69 @@
+#include "json.h"
+#include "problem.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *body;
+    int ok;
+} bodies[] = {
+    {"{\"a\":1}", 1},
+    {"{\"name\":\"O'Brien\",\"b\":[1,{\"c\":\"}}}\"}]}", 1}, /* quotes and brackets in strings */
+    {"{\"a\":{\"b\":1},\"c\":{\"b\":2}}", 1},                /* the same key, other objects */
+    {"{\"a\":1,\"a\":2}", 0},                                /* duplicate */
+    {"{\"a\":{\"b\":1,\"b\":2}}", 0},                        /* nested duplicate */
+    {"{'}}}{':1}", 0},               /* fuzz_json: single-quoted key drove the depth below 0 */
+    {"{\"a\":1,'a':2}", 0},          /* fuzz_json: single quotes hid a duplicate */
+    {"{'\"':1,\"a\":1,\"a\":2}", 0}, /* fuzz_json: and threw the scanner out of step */
+    {"[1,2]", 0},
+    {"", 0},
+    {"{\"a\":1} x", 0},
+    {"{\"a\":\"\\u0000\"}", 1},
+    {"{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}", 0}, /* deeper than the limit */
+};
+
+START_TEST(parse_body_table)
+{
+    struct problem *p = NULL;
+    json_object *o = json_parse_body(bodies[_i].body, strlen(bodies[_i].body), &p);
+    if (bodies[_i].ok) {
+        ck_assert_msg(o != NULL, "rejected %s", bodies[_i].body);
+    } else {
+        ck_assert_msg(o == NULL, "accepted %s", bodies[_i].body);
+        ck_assert_int_eq(problem_status(p), 400);
+        problem_free(p);
+    }
+    json_object_put(o);
+}
+END_TEST
+
+START_TEST(pg_array_round_trip)
+{
+    json_object *o = json_tokener_parse("{\"ids\":[\"00000000-0000-0000-0000-000000000001\","
+                                        "\"00000000-0000-0000-0000-000000000002\"]}");
+    char *lit = json_uuid_array_literal(o, "ids");
+    ck_assert_str_eq(lit, "{00000000-0000-0000-0000-000000000001,"
+                          "00000000-0000-0000-0000-000000000002}");
+    json_object *back = json_from_pg_array(lit);
+    ck_assert_int_eq(json_object_array_length(back), 2);
+    ck_assert_ptr_null(json_uuid_array_literal(o, "missing"));
+    json_object *empty = json_from_pg_array("{}");
+    ck_assert_int_eq(json_object_array_length(empty), 0);
+    json_object_put(empty);
+    json_object_put(back);
+    json_object_put(o);
+    free(lit);
+}
+END_TEST
+
+Suite *json_suite(void)
+{
+    Suite *s = suite_create("json");
+    TCase *tc = tcase_create("json");
+    tcase_add_loop_test(tc, parse_body_table, 0, sizeof(bodies) / sizeof(bodies[0]));
+    tcase_add_test(tc, pg_array_round_trip);
+    suite_add_tcase(s, tc);
+    return s;
+}
