@@ -392,13 +392,19 @@ START_TEST(slow_consumer_is_cut_off_and_can_resume)
 }
 END_TEST
 
-/* 1 if the server ends the stream within timeout_ms (events and comments are read past). */
-static int sse_ended(struct sse *e, int timeout_ms)
+/* Wait until the server reports this many open streams (raise_stream_subscribers). */
+static int wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
 {
-    for (int waited = 0; waited < timeout_ms; waited += 200) {
-        long got = https_stream_read(e->c, e->buf, sizeof(e->buf), 200);
-        if (got < 0)
+    char line[64];
+    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        struct https_response m = {0};
+        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+        int ok = strstr(m.body, line) != NULL;
+        https_response_clear(&m);
+        if (ok)
             return 1;
+        itest_sleep_ms(100);
     }
     return 0;
 }
@@ -412,20 +418,33 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     snprintf(sql, sizeof(sql), "SELECT username FROM users WHERE id = '%s'", uid);
     char *name = itest_sql_value(sql);
     char *t2 = itest_login(&c, name, "long enough secret");
+    char *subject = make_subject(team2());
     struct sse *s1 = sse_open(&c, t1, -1), *s2 = sse_open(&c, t2, -1);
+    ck_assert(wait_subscribers(&c, 2, 5000));
+
+    /* signing out ends that session's stream on the server; nothing more reaches it */
     struct https_response r = {0};
     itest_call(&c, t1, "DELETE", "/v1/sessions/current", NULL, &r);
     ck_assert_int_eq(r.status, 204);
     https_response_clear(&r);
-    ck_assert_msg(sse_ended(s1, 5000), "a signed-out session's stream stayed open");
-    ck_assert_msg(!sse_ended(s2, 1500), "the other session's stream ended too");
+    ck_assert_msg(wait_subscribers(&c, 1, 5000), "a signed-out session's stream stayed open");
+    char *item = post(&c, subject, "After sign-out", NULL);
+    struct sse_event ev;
+    ck_assert_msg(sse_next(s2, &ev, 3000), "the other session's stream got nothing");
+    ck_assert(strstr(ev.data, item) != NULL);
+    free(ev.data);
+    ck_assert_msg(!sse_next(s1, &ev, 1000), "a signed-out session still received %s", ev.data);
+
+    /* deactivating the user ends the other one */
     snprintf(path, sizeof(path), "/v1/users/%s", uid);
     itest_call(&c, w.admin, "PATCH", path, "{\"active\":false}", &r);
     ck_assert_int_eq(r.status, 200);
     https_response_clear(&r);
-    ck_assert_msg(sse_ended(s2, 5000), "a deactivated user's stream stayed open");
+    ck_assert_msg(wait_subscribers(&c, 0, 5000), "a deactivated user's stream stayed open");
     sse_close(s1);
     sse_close(s2);
+    free(item);
+    free(subject);
     free(name);
     free(uid);
     free(t1);
