@@ -36,12 +36,12 @@
 #define LIMIT_RETRY_AFTER_S        2 /* Retry-After on 503 */
 
 /* Live stream */
-#define LIMIT_SSE_BUFFER      (256 * 1024) /* unsent bytes before a subscriber is cut off */
-#define LIMIT_SSE_HEARTBEAT_S 15
-#define LIMIT_SSE_BATCH       200  /* events fetched per query */
-#define LIMIT_SSE_STALL_MS    5000 /* blocked this long at LIMIT_SSE_BUFFER: cut off */
-#define LIMIT_SSE_AUDIT_FLUSH_MS   1000 /* deliveries are audited in aggregate this often */
-#define LIMIT_SSE_POLL_MS     250  /* safety poll when a notification is missed */
+#define LIMIT_SSE_BUFFER         (256 * 1024) /* unsent bytes before a subscriber is cut off */
+#define LIMIT_SSE_HEARTBEAT_S    15
+#define LIMIT_SSE_BATCH          200  /* events fetched per query */
+#define LIMIT_SSE_STALL_MS       5000 /* blocked this long at LIMIT_SSE_BUFFER: cut off */
+#define LIMIT_SSE_AUDIT_FLUSH_MS 1000 /* deliveries are audited in aggregate this often */
+#define LIMIT_SSE_POLL_MS        250  /* safety poll when a notification is missed */
 
 /* Workers */
 #define LIMIT_WORKERS_MAX 64
