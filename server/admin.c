@@ -209,9 +209,10 @@ static const char user_patch_sql[] =
     "           password_hash = coalesce($5, password_hash), updated_at = now() "
     "           WHERE id = $1 RETURNING *), "
     "drop_hubs AS (DELETE FROM hub_managers WHERE $6::uuid[] IS NOT NULL "
-    "              AND user_id IN (SELECT id FROM u)), "
+    "              AND user_id IN (SELECT id FROM u) AND hub_id <> ALL($6::uuid[])), "
     "add_hubs AS (INSERT INTO hub_managers (hub_id, user_id) "
-    "             SELECT unnest($6::uuid[]), u.id FROM u RETURNING hub_id), "
+    "             SELECT unnest($6::uuid[]), u.id FROM u ON CONFLICT DO NOTHING "
+    "             RETURNING hub_id), "
     "revoke AS (UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL "
     "           AND user_id IN (SELECT id FROM u WHERE NOT active OR $5 IS NOT NULL)), " AUDIT_CTE(
         "$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL",
@@ -220,8 +221,7 @@ static const char user_patch_sql[] =
                "       CASE WHEN $6::uuid[] IS NULL THEN coalesce((SELECT array_agg(m.hub_id ORDER "
                "BY "
                "       m.hub_id) FROM hub_managers m WHERE m.user_id = u.id), '{}') "
-               "       ELSE coalesce((SELECT array_agg(hub_id ORDER BY hub_id) FROM add_hubs), "
-               "'{}') END "
+               "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
                "       AS hub_ids FROM u";
 
 void users_update(struct http_req *r)

@@ -458,6 +458,17 @@ START_TEST(hub_managers_see_only_their_hubs_audit)
     ck_assert_msg(strstr(r.body, hub_a) != NULL, "own hub's rows missing");
     ck_assert_msg(strstr(r.body, hub_b) == NULL, "another hub's rows shown");
     https_response_clear(&r);
+    /* re-linking hubs the manager already has (plus one more) keeps them: 200, not 500 */
+    char sql[256], path[96], body[200], *mid;
+    snprintf(sql, sizeof(sql), "SELECT user_id FROM hub_managers WHERE hub_id = '%s'", hub_a);
+    mid = itest_sql_value(sql);
+    snprintf(path, sizeof(path), "/v1/users/%s", mid);
+    snprintf(body, sizeof(body), "{\"hub_ids\":[\"%s\",\"%s\"]}", hub_a, hub_b);
+    itest_call(&srv, admin, "PATCH", path, body, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    ck_assert_msg(strstr(r.body, hub_a) && strstr(r.body, hub_b), "%s", r.body);
+    https_response_clear(&r);
+    free(mid);
     free(mgr);
     free(hub_a);
     free(hub_b);
