@@ -39,6 +39,7 @@ struct db_conn {
     struct event *timer; /* owned; connect timeout / reconnect backoff */
     int ev_fd, ev_what;
     int backoff_ms;
+    int first;          /* still on the first connect attempt since the pool started */
     struct db_query *q; /* owned while BUSY */
 };
 
@@ -52,6 +53,7 @@ struct db_pool {
     struct query_list queue;
     int queued;
     int live;
+    int starting; /* connections still on their first attempt: queue, do not fail, meanwhile */
     struct event *queue_timer; /* owned */
     struct event *kick;        /* owned; dispatches queued queries from the loop */
     char *listen_sql;          /* owned; "LISTEN channel", or NULL */
@@ -121,6 +123,15 @@ static int conn_watch(struct db_conn *c, short what, const struct timeval *timeo
     return event_add(c->ev, timeout);
 }
 
+/* Right after start-up, requests wait for the first connections instead of getting 503. */
+static void first_attempt_over(struct db_conn *c)
+{
+    if (c->first) {
+        c->first = 0;
+        c->pool->starting--;
+    }
+}
+
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn_start(arg);
@@ -154,9 +165,10 @@ static void conn_broken(struct db_conn *c, const char *why)
     PQfinish(c->pg);
     c->pg = NULL;
     set_state(c, CONN_DOWN);
+    first_attempt_over(c);
     if (q != NULL)
         query_finish(q, DB_UNAVAILABLE);
-    if (pool->live == 0)
+    if (pool->live == 0 && pool->starting == 0)
         fail_queue(pool); /* nobody can serve them: answer now, never hang */
 
     unsigned char r;
@@ -220,6 +232,7 @@ static void conn_connecting(struct db_conn *c, short what)
     }
     c->backoff_ms = LIMIT_DB_BACKOFF_MIN_MS;
     set_state(c, CONN_IDLE);
+    first_attempt_over(c);
     metrics_count(COUNTER_DB_CONNECTS);
     log_debug("db: connection %d up", c->index);
     conn_watch(c, EV_READ, NULL);
@@ -315,6 +328,7 @@ static void conn_dispatch(struct db_conn *c)
         conn_dispatch(c);
         return;
     }
+    metrics_count(COUNTER_DB_QUERIES);
     if (PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
                           NULL, 0) == 0) {
         c->q = q;
@@ -384,6 +398,8 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
         c->index = i;
         c->backoff_ms = LIMIT_DB_BACKOFF_MIN_MS;
         c->timer = evtimer_new(base, reconnect_cb, c);
+        c->first = 1;
+        pool->starting++;
         conn_start(c);
     }
     return pool;
@@ -419,7 +435,7 @@ void db_pool_free(struct db_pool *pool)
 struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *params, db_cb cb, void *arg)
 {
-    if (pool->live == 0 || pool->queued >= pool->queue_max) {
+    if ((pool->live == 0 && pool->starting == 0) || pool->queued >= pool->queue_max) {
         metrics_count(COUNTER_DB_UNAVAILABLE);
         return NULL;
     }
