@@ -104,6 +104,19 @@ void problem_add_field(struct problem *p, const char *field, const char *fmt, ..
     va_end(ap);
 }
 
+int problem_prefix_fields(struct problem *p, const struct problem *from, const char *key,
+                          size_t index)
+{
+    for (size_t i = 0; i < from->nfields; i++) {
+        const char *f = from->fields[i].field;
+        char *name =
+            f[0] ? xasprintf("%s[%zu].%s", key, index, f) : xasprintf("%s[%zu]", key, index);
+        problem_add_field(p, name, "%s", from->fields[i].message);
+        free(name);
+    }
+    return (int)from->nfields;
+}
+
 size_t problem_field_count(const struct problem *p)
 {
     return p->nfields;

@@ -14,6 +14,10 @@ void problem_free(struct problem *p);
 void problem_add_field(struct problem *p, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 size_t problem_field_count(const struct problem *p);
+/* Copy from's field errors into p as key[index].field (key[index] for an unnamed field);
+ * returns how many. */
+int problem_prefix_fields(struct problem *p, const struct problem *from, const char *key,
+                          size_t index);
 int problem_status(const struct problem *p);
 const char *problem_title(const struct problem *p);
 /* Seconds for Retry-After (429, 503); 0 = none. */

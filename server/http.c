@@ -140,6 +140,8 @@ static void work_free(void *p);
 
 static void req_free(struct http_req *r)
 {
+    if (r->handler_free != NULL && r->handler_data != NULL)
+        r->handler_free(r->handler_data);
     auth_user_free(r->user);
     TAILQ_REMOVE(&r->server->inflight, r, entry);
     r->server->ninflight--;

@@ -35,6 +35,9 @@ struct http_req {
     struct auth_user *user; /* owned; NULL until authenticated */
     struct work_job *job;   /* borrowed handle while helper-thread work is pending */
     void *handler_data;     /* the handler's own state between callbacks */
+    /* If set, frees handler_data (when not NULL) when the request ends without the handler
+     * taking it back: the client went away or the database became unavailable mid-query. */
+    void (*handler_free)(void *);
     TAILQ_ENTRY(http_req) entry;
 };
 

@@ -148,11 +148,16 @@ static const char post_sql[] =
 
 static void posted(struct http_req *r, enum db_status st, PGresult *res);
 
+static void post_free_any(void *p)
+{
+    post_free(p);
+}
+
 static void send_post(struct http_req *r, struct post *p)
 {
-    r->handler_data = p;
-    if (http_query(r, post_sql, POST_NPARAMS, (const char *const *)p->params, posted) < 0)
-        post_free(p);
+    r->handler_data = p; /* freed with r if the reply never comes back to us */
+    r->handler_free = post_free_any;
+    http_query(r, post_sql, POST_NPARAMS, (const char *const *)p->params, posted);
 }
 
 static void posted(struct http_req *r, enum db_status st, PGresult *res)
@@ -287,14 +292,7 @@ static void listed(struct http_req *r, enum db_status st, PGresult *res)
     for (int i = 0; i < n && i < limit; i++)
         json_object_array_add(items, intelligence_render(res, i, 0));
     json_object_object_add(body, "items", items);
-    if (n > limit) {
-        const char *key = PQgetvalue(res, limit - 1, PQfnumber(res, "_cursor"));
-        char *cur = util_base64url((const unsigned char *)key, strlen(key));
-        json_object_object_add(body, "next", json_object_new_string(cur));
-        free(cur);
-    } else {
-        json_object_object_add(body, "next", NULL);
-    }
+    json_object_object_add(body, "next", res_next_cursor(res, n, limit, PQfnumber(res, "_cursor")));
     http_reply_json(r, 200, body);
 }
 

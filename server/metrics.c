@@ -31,6 +31,7 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_tls_reloads_total", "Successful certificate reloads"},
     {"raise_connections_paused_total", "Times accepting paused at max_connections"},
     {"raise_stream_dropped_total", "Stream subscribers cut off for not keeping up"},
+    {"raise_db_queries_total", "Statements sent to PostgreSQL (database round trips)"},
 };
 
 static const char *const *route_names;

@@ -23,6 +23,7 @@ enum metrics_counter {
     COUNTER_TLS_RELOADS,
     COUNTER_CONN_REJECTED, /* listener paused at max_connections */
     COUNTER_SSE_DROPPED,   /* stream subscribers cut off for not keeping up */
+    COUNTER_DB_QUERIES,    /* statements sent to PostgreSQL (round trips) */
     COUNTER_COUNT
 };
 

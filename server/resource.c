@@ -136,16 +136,19 @@ void res_listed(struct http_req *r, enum db_status st, PGresult *res)
         json_object_array_add(items, res_row_json(res, i));
     json_object *body = json_object_new_object();
     json_object_object_add(body, "items", items);
-    int cur_col = PQfnumber(res, "_cursor");
-    if (n > limit && cur_col >= 0) {
-        const char *key = PQgetvalue(res, limit - 1, cur_col);
-        char *cur = util_base64url((const unsigned char *)key, strlen(key));
-        json_object_object_add(body, "next", json_object_new_string(cur));
-        free(cur);
-    } else {
-        json_object_object_add(body, "next", NULL);
-    }
+    json_object_object_add(body, "next", res_next_cursor(res, n, limit, PQfnumber(res, "_cursor")));
     http_reply_json(r, 200, body);
+}
+
+json_object *res_next_cursor(PGresult *res, int n, int limit, int col)
+{
+    if (n <= limit || col < 0)
+        return NULL;
+    const char *key = PQgetvalue(res, limit - 1, col);
+    char *cur = util_base64url((const unsigned char *)key, strlen(key));
+    json_object *o = json_object_new_string(cur);
+    free(cur);
+    return o;
 }
 
 /* limit and before (decoded cursor, owned) from the query string; -1 after a 400. */

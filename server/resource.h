@@ -27,6 +27,9 @@ void res_updated(struct http_req *r, enum db_status st, PGresult *res);
 /* Reply {"items": rows, "next": cursor}: r->handler_data holds the page limit; the statement
  * fetched limit + 1 rows; column `cursor_column` of the last row is the next cursor. */
 void res_listed(struct http_req *r, enum db_status st, PGresult *res);
+/* The "next" member of a page: the base64url of column col of row limit-1 when the statement
+ * fetched more than limit rows (n), else JSON null. */
+json_object *res_next_cursor(PGresult *res, int n, int limit, int col);
 /* limit (default 50, max 200) and before (decoded cursor, owned, may be NULL); -1 after 400. */
 int res_page(struct http_req *r, int *limit, char **before);
 /* A list statement with $1 = before, $2 = limit. */

@@ -34,5 +34,13 @@ void intelligence_create(struct http_req *r);
 void intelligence_list(struct http_req *r);
 void intelligence_get(struct http_req *r);
 void intelligence_retract(struct http_req *r);
+void meetings_create(struct http_req *r);
+void meetings_list(struct http_req *r);
+void meetings_get(struct http_req *r);
+void meetings_update(struct http_req *r);
+void meetings_start(struct http_req *r);
+void meetings_close(struct http_req *r);
+void agenda_get(struct http_req *r);
+void agenda_suggestions(struct http_req *r);
 
 #endif

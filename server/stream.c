@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "http.h"
 #include "intelligence.h"
+#include "meetings.h"
 #include "log.h"
 #include "metrics.h"
 #include "raise_limits.h"
@@ -151,25 +152,33 @@ static void reap(struct stream_worker *sw)
 
 /* ---- fetching and fan-out */
 
-/* Columns: 0 id, 1 type, 2 hub_id, 3 team, 4 restricted_to, then the intelligence item
- * (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team). */
+/* Columns: 0 id, 1 type, 2 hub_id, 3 audience (the young person's team; for a meeting its
+ * invited agencies), 4 restricted_to, then the intelligence item (INTEL_COLUMNS), then the
+ * young person (SUBJECT_COLUMNS + team), then the meeting document (MEETING_DOC). */
 #define FIRST_INTEL   5
 #define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
+#define FIRST_MEETING (FIRST_SUBJECT + 11)
 static const char fetch_sql[] =
-    "SELECT e.id, e.type, e.hub_id, array(SELECT agency_id FROM subject_team t "
-    "  WHERE t.subject_id = e.subject_id ORDER BY agency_id) AS team, "
+    "SELECT e.id, e.type, e.hub_id, CASE WHEN e.type LIKE 'meeting.%' THEN array(SELECT "
+    "  agency_id FROM meeting_agencies ma WHERE ma.meeting_id = e.record_id ORDER BY agency_id) "
+    "  ELSE array(SELECT agency_id FROM subject_team t WHERE t.subject_id = e.subject_id "
+    "  ORDER BY agency_id) END AS team, "
     "i.restricted_to, " INTEL_COLUMNS("i") ", " SUBJECT_COLUMNS(
         "s") ", array(SELECT agency_id FROM subject_team t "
-             "  WHERE t.subject_id = s.id ORDER BY agency_id) AS team "
-             "FROM events e "
-             "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "
-             "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
-             "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+             "  WHERE t.subject_id = s.id ORDER BY agency_id) AS team, "
+             "CASE WHEN e.type LIKE 'meeting.%' THEN (SELECT " MEETING_DOC(
+                 "m") " FROM meetings m WHERE m.id = e.record_id) END AS meeting "
+                      "FROM events e "
+                      "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE "
+                      "'intelligence.%' "
+                      "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
+                      "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
 
 static void fetch(struct stream_worker *sw);
 
-/* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE and
- * INTEL_VISIBLE): the hub's managers and the team; restricted items only the listed. */
+/* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE,
+ * INTEL_VISIBLE, MEETING_VISIBLE): the hub's managers and the team (for a meeting, the
+ * invited agencies); restricted items only the listed. */
 static int visible(const struct stream_sub *s, PGresult *res, int row)
 {
     const struct auth_user *u = s->user;
@@ -182,14 +191,23 @@ static int visible(const struct stream_sub *s, PGresult *res, int row)
     return sees;
 }
 
-static char *render(PGresult *res, int row)
+static int is_meeting(PGresult *res, int row)
+{
+    return strncmp(PQgetvalue(res, row, 1), "meeting.", 8) == 0;
+}
+
+/* The event as GET renders it; a meeting's young people depend on the reader, so meeting
+ * events are rendered per subscriber (u), the others once for all. */
+static char *render(PGresult *res, int row, const struct auth_user *u)
 {
     const char *type = PQgetvalue(res, row, 1);
     json_object *o;
     if (strncmp(type, "intelligence.", 13) == 0)
         o = intelligence_render(res, row, FIRST_INTEL);
+    else if (is_meeting(res, row))
+        o = meeting_render(PQgetvalue(res, row, FIRST_MEETING), u);
     else
-        o = res_row_json_range(res, row, FIRST_SUBJECT, PQnfields(res));
+        o = res_row_json_range(res, row, FIRST_SUBJECT, FIRST_MEETING);
     char *s = xasprintf(
         "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(res, row, 0), type,
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -220,6 +238,7 @@ static void note_delivery(struct stream_worker *sw, const struct stream_sub *s, 
 {
     const char *type = PQgetvalue(res, row, 1), *id = PQgetvalue(res, row, 0);
     int intel = strncmp(type, "intelligence.", 13) == 0;
+    /* a meeting event is about no one young person ("") */
     const char *subject = PQgetvalue(res, row, intel ? FIRST_INTEL + 1 : FIRST_SUBJECT);
     char key[LIMIT_REQUEST_ID + 40];
     snprintf(key, sizeof(key), "%s|%s", s->request_id, subject);
@@ -240,7 +259,7 @@ static void note_delivery(struct stream_worker *sw, const struct stream_sub *s, 
     json_object_object_add(d, "request_id", json_object_new_string(s->request_id));
     json_object_object_add(d, "record_type", json_object_new_string("event"));
     json_object_object_add(d, "record_id", json_object_new_string(id));
-    json_object_object_add(d, "subject_id", json_object_new_string(subject));
+    json_object_object_add(d, "subject_id", subject[0] ? json_object_new_string(subject) : NULL);
     json_object_object_add(d, "hub_id", json_object_new_string(PQgetvalue(res, row, 2)));
     json_object_object_add(sw->audit, key, d);
 }
@@ -287,8 +306,12 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
                 s->cursor = id;
                 continue;
             }
-            if (text == NULL)
-                text = render(res, row);
+            if (is_meeting(res, row)) {
+                free(text);
+                text = render(res, row, s->user);
+            } else if (text == NULL) {
+                text = render(res, row, NULL);
+            }
             if (sub_write(s, text, strlen(text)) < 0)
                 continue; /* blocked: its cursor stays, the event comes again later */
             s->cursor = id;

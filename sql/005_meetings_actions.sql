@@ -30,11 +30,7 @@ CREATE TABLE meeting_subjects (
     meeting_id  uuid NOT NULL REFERENCES meetings (id),
     subject_id  uuid NOT NULL REFERENCES subjects (id),
     added_at    timestamptz NOT NULL DEFAULT now(),
-    -- fixed at start: the agenda's order, score and reasons, and the window of intelligence
-    score       numeric,
-    reasons     jsonb,
-    since       timestamptz,
-    position    int,
+    since       timestamptz,        -- fixed at start: the agenda's window of intelligence
     PRIMARY KEY (meeting_id, subject_id)
 );
 CREATE INDEX meeting_subjects_subject_idx ON meeting_subjects (subject_id, meeting_id);
@@ -47,13 +43,14 @@ CREATE TABLE meeting_agencies (
 CREATE INDEX meeting_agencies_agency_idx ON meeting_agencies (agency_id, meeting_id);
 
 CREATE TABLE meeting_attendance (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     meeting_id  uuid NOT NULL REFERENCES meetings (id),
     position    int NOT NULL,
     name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     agency_id   uuid NOT NULL REFERENCES agencies (id),
-    user_id     uuid REFERENCES users (id),
-    PRIMARY KEY (meeting_id, position)
+    user_id     uuid REFERENCES users (id)
 );
+CREATE INDEX meeting_attendance_meeting_idx ON meeting_attendance (meeting_id, position);
 
 -- Minutes per young person, under the three Signs of Safety headings, and decisions.
 CREATE TABLE meeting_minutes (

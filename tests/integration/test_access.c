@@ -95,6 +95,39 @@ static const struct cell matrix[] = {
      "/v1/intelligence/{intel}/retract",
      "{\"reason\":\"entered in error\"}",
      {401, 403, 403, 404, 200, 404}},
+    /* {meeting}: hub A's, chaired by hub_manager(own hub), the police invited */
+    {"POST",
+     "/v1/meetings",
+     "/v1/meetings",
+     "{\"hub_id\":\"{hub}\",\"title\":\"RAISE {u}\",\"scheduled_for\":\"2026-12-01T10:00:00Z\"}",
+     {401, 403, 201, 403, 403, 403}},
+    {"GET", "/v1/meetings", "/v1/meetings", NULL, {401, 403, 200, 200, 200, 200}},
+    {"GET", "/v1/meetings/{id}", "/v1/meetings/{meeting}", NULL, {401, 403, 200, 404, 200, 404}},
+    {"PATCH",
+     "/v1/meetings/{id}",
+     "/v1/meetings/{meeting}",
+     "{\"title\":\"Renamed {u}\"}",
+     {401, 403, 200, 404, 403, 403}},
+    {"GET",
+     "/v1/meetings/{id}/agenda",
+     "/v1/meetings/{meeting}/agenda",
+     NULL,
+     {401, 403, 200, 404, 200, 404}},
+    {"GET",
+     "/v1/hubs/{id}/agenda-suggestions",
+     "/v1/hubs/{hub}/agenda-suggestions",
+     NULL,
+     {401, 403, 200, 403, 403, 403}},
+    {"POST",
+     "/v1/meetings/{id}/start",
+     "/v1/meetings/{meeting}/start",
+     NULL,
+     {401, 403, 200, 404, 403, 403}},
+    {"POST",
+     "/v1/meetings/{id}/close",
+     "/v1/meetings/{meeting}/close",
+     NULL,
+     {401, 403, 200, 404, 403, 403}},
     {"GET", "/v1/stream", "/v1/stream", NULL, {401, 200, 200, 200, 200, 200}},
     {"GET", "/v1/audit", "/v1/audit", NULL, {401, 200, 200, 200, 403, 403}},
     {"GET", "/v1/audit/verify", "/v1/audit/verify", NULL, {401, 200, 200, 200, 403, 403}},
@@ -186,6 +219,16 @@ START_TEST(every_route_every_caller)
     char *intel = strdup(itest_jstr(so, "id"));
     json_object_put(so);
     https_response_clear(&sr);
+    snprintf(sbody, sizeof(sbody),
+             "{\"hub_id\":\"%s\",\"title\":\"Matrix\",\"scheduled_for\":"
+             "\"2026-12-01T10:00:00Z\",\"subject_ids\":[\"%s\"],\"invited_agencies\":[\"%s\"]}",
+             hub_a, subject, police_agency);
+    itest_call(&s, tokens[MGR_OWN], "POST", "/v1/meetings", sbody, &sr);
+    ck_assert_msg(sr.status == 201, "%s", sr.body);
+    so = itest_json(&sr);
+    char *meeting = strdup(itest_jstr(so, "id"));
+    json_object_put(so);
+    https_response_clear(&sr);
     int failures = 0;
     for (size_t i = 0; i < NCELLS; i++) {
         for (int c = 0; c < NCALLERS; c++) {
@@ -199,8 +242,9 @@ START_TEST(every_route_every_caller)
                 for (int k = 0; k < 32; k++)
                     snprintf(unique + 2 * k, 3, "%02x", raw[k]);
             }
-            const char *vars[] = {"u",   unique,    "id",    target,  "agency", health, "hub",
-                                  hub_a, "subject", subject, "intel", intel,    NULL};
+            const char *vars[] = {"u",     unique, "id",      target,    "agency",
+                                  health,  "hub",  hub_a,     "subject", subject,
+                                  "intel", intel,  "meeting", meeting,   NULL};
             fill(path, sizeof(path), matrix[i].path, vars);
             if (matrix[i].body)
                 fill(body, sizeof(body), matrix[i].body, vars);
@@ -231,6 +275,7 @@ START_TEST(every_route_every_caller)
     free(tok_target);
     free(subject);
     free(intel);
+    free(meeting);
     free(target);
     free(hub_a);
     free(hub_b);

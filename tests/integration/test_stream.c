@@ -507,6 +507,57 @@ START_TEST(idempotency_across_two_instances)
 }
 END_TEST
 
+/* Meeting events reach the hub's managers and the invited agencies only, each showing just
+ * the young people that reader may see. */
+START_TEST(meeting_events_per_reader)
+{
+    char team[128], body[1024], path[256];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *pa = make_subject(team);
+    snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+    char *hb = make_subject(team);
+    struct sse *nurse = sse_open(&a, w.nurse, -1), *officer = sse_open(&b, w.officer, -1);
+    struct sse *mgr = sse_open(&b, w.mgr, -1);
+    snprintf(body, sizeof(body),
+             "{\"hub_id\":\"%s\",\"title\":\"Stream RAISE\",\"scheduled_for\":"
+             "\"2026-12-02T10:00:00Z\",\"subject_ids\":[\"%s\",\"%s\"],"
+             "\"invited_agencies\":[\"%s\"]}",
+             w.hub, pa, hb, w.health);
+    struct https_response r = {0};
+    itest_call(&a, w.mgr, "POST", "/v1/meetings", body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    char *m = strdup(itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    struct sse_event ev;
+    ck_assert_msg(sse_next(nurse, &ev, 3000), "no meeting event for the invited agency");
+    ck_assert_str_eq(ev.type, "meeting.scheduled");
+    ck_assert(strstr(ev.data, m) != NULL);
+    ck_assert_msg(strstr(ev.data, hb) != NULL && strstr(ev.data, pa) == NULL, "%s", ev.data);
+    ck_assert(strstr(ev.data, "_team") == NULL);
+    free(ev.data);
+    ck_assert_msg(sse_next(mgr, &ev, 3000), "no meeting event for the hub manager");
+    ck_assert(strstr(ev.data, hb) != NULL && strstr(ev.data, pa) != NULL);
+    free(ev.data);
+    snprintf(path, sizeof(path), "/v1/meetings/%s/start", m);
+    itest_call(&b, w.mgr, "POST", path, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert(sse_next(nurse, &ev, 3000));
+    ck_assert_str_eq(ev.type, "meeting.started");
+    free(ev.data);
+    /* the police were not invited: nothing about the meeting */
+    ck_assert_msg(!sse_next(officer, &ev, 1000), "not invited, received %s", ev.data);
+    sse_close(nurse);
+    sse_close(officer);
+    sse_close(mgr);
+    free(m);
+    free(pa);
+    free(hb);
+}
+END_TEST
+
 Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -520,6 +571,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
     tcase_add_test(tc, idempotency_across_two_instances);
+    tcase_add_test(tc, meeting_events_per_reader);
     suite_add_tcase(s, tc);
     return s;
 }
