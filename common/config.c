@@ -45,6 +45,8 @@ static const struct config_key keys[] = {
     {"metrics", KEY_METRICS, OFF(metrics), 0, 0, "/metrics: local, public or off"},
     {"stream_heartbeat", KEY_INT, OFF(stream_heartbeat), 1, 300,
      "seconds between live-stream heartbeats and credential checks"},
+    {"overdue_check", KEY_INT, OFF(overdue_check), 1, 3600,
+     "seconds between checks for actions that have become overdue"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -66,6 +68,7 @@ void config_init(struct config *cfg)
     cfg->db_queue_wait = LIMIT_DB_QUEUE_WAIT_MS;
     cfg->metrics = METRICS_LOCAL;
     cfg->stream_heartbeat = LIMIT_SSE_HEARTBEAT_S;
+    cfg->overdue_check = LIMIT_OVERDUE_CHECK_S;
 }
 
 void config_clear(struct config *cfg)

@@ -26,6 +26,7 @@ struct config {
     int db_queue_wait;    /* milliseconds */
     int metrics;          /* enum metrics_access */
     int stream_heartbeat; /* seconds between SSE heartbeats (and credential checks) */
+    int overdue_check;    /* seconds between overdue-action sweeps */
 };
 
 void config_init(struct config *cfg);

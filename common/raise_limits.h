@@ -39,6 +39,8 @@
 /* Live stream */
 #define LIMIT_SSE_BUFFER         (256 * 1024) /* unsent bytes before a subscriber is cut off */
 #define LIMIT_SSE_HEARTBEAT_S    15
+#define LIMIT_OVERDUE_CHECK_S    60   /* seconds between overdue-action sweeps */
+#define LIMIT_OVERDUE_BATCH      500  /* actions marked overdue per sweep statement */
 #define LIMIT_SSE_BATCH          200  /* events fetched per query */
 #define LIMIT_SSE_STALL_MS       5000 /* blocked this long at LIMIT_SSE_BUFFER: cut off */
 #define LIMIT_SSE_AUDIT_FLUSH_MS 1000 /* deliveries are audited in aggregate this often */

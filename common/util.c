@@ -2,9 +2,11 @@
 
 #include "xmalloc.h"
 
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -64,4 +66,19 @@ uint64_t util_now_ms(void)
 int util_equal_ct(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+int util_parse_date(const char *s, int *y, int *m, int *d)
+{
+    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
+            return -1;
+    *y = atoi(s), *m = atoi(s + 5), *d = atoi(s + 8);
+    int leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+    if (*m < 1 || *m > 12 || *d < 1 || *d > days[*m - 1] || (*m == 2 && *d == 29 && !leap))
+        return -1;
+    return 0;
 }

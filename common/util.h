@@ -18,5 +18,7 @@ int util_unbase64(const char *in, unsigned char *out, size_t cap, size_t *outlen
 uint64_t util_now_ms(void);
 /* Constant-time comparison; 1 if equal. */
 int util_equal_ct(const void *a, const void *b, size_t len);
+/* A calendar date "YYYY-MM-DD" (a real day, leap years included): 0 and its parts, else -1. */
+int util_parse_date(const char *s, int *y, int *m, int *d);
 
 #endif

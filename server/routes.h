@@ -42,5 +42,15 @@ void meetings_start(struct http_req *r);
 void meetings_close(struct http_req *r);
 void agenda_get(struct http_req *r);
 void agenda_suggestions(struct http_req *r);
+void actions_create_in_meeting(struct http_req *r);
+void actions_create(struct http_req *r);
+void actions_list(struct http_req *r);
+void actions_summary(struct http_req *r);
+void actions_get(struct http_req *r);
+void actions_complete(struct http_req *r);
+void actions_progress(struct http_req *r);
+void actions_cannot_complete(struct http_req *r);
+void actions_reopen(struct http_req *r);
+void actions_cancel(struct http_req *r);
 
 #endif

@@ -9,6 +9,7 @@
 #include "migrate.h"
 #include "routes.h"
 #include "stream.h"
+#include "actions.h"
 #include "tls.h"
 #include "util.h"
 #include "work.h"
@@ -32,13 +33,14 @@
 struct worker {
     int id;
     pthread_t thread;
-    struct event_base *base;      /* owned */
-    struct event *stop_ev;        /* owned; activated from the main thread */
-    struct event *drain_ev;       /* owned; polls in-flight requests while stopping */
-    struct db_pool *db;           /* owned */
-    struct http_server *http;     /* owned */
-    struct stream_worker *stream; /* owned */
-    int listen_fd;                /* handed to the http server when the thread starts */
+    struct event_base *base;         /* owned */
+    struct event *stop_ev;           /* owned; activated from the main thread */
+    struct event *drain_ev;          /* owned; polls in-flight requests while stopping */
+    struct db_pool *db;              /* owned */
+    struct http_server *http;        /* owned */
+    struct stream_worker *stream;    /* owned */
+    struct actions_sweeper *sweeper; /* owned; worker 0 only */
+    int listen_fd;                   /* handed to the http server when the thread starts */
     uint64_t deadline_ms;
 };
 
@@ -170,6 +172,8 @@ static int write_port_file(const char *path, int port, char **cause)
 
 static void worker_finish(struct worker *w)
 {
+    actions_sweeper_free(w->sweeper);
+    w->sweeper = NULL;
     stream_worker_free(w->stream);
     w->stream = NULL;
     http_server_free(w->http);
@@ -199,7 +203,9 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     if (w->http == NULL)
         return;
-    stream_worker_stop(w->stream); /* streams end now; clients resume with Last-Event-ID */
+    stream_worker_stop(w->stream);    /* streams end now; clients resume with Last-Event-ID */
+    actions_sweeper_free(w->sweeper); /* a sweep still running finishes in the database */
+    w->sweeper = NULL;
     http_server_stop_accepting(w->http);
     w->deadline_ms = util_now_ms() + (uint64_t)srv.cfg->shutdown_timeout * 1000u;
     struct timeval tick = {0, 20 * 1000};
@@ -224,6 +230,8 @@ static void *worker_main(void *arg)
     if (w->http != NULL) {
         w->stream = stream_worker_new(w->base, w->db, w->id);
         http_server_set_stream(w->http, w->stream);
+        if (w->id == 0)
+            w->sweeper = actions_sweeper_new(w->base, w->db, srv.cfg->overdue_check);
     }
     if (w->http == NULL) {
         db_pool_free(w->db);

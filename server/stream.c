@@ -4,6 +4,7 @@
 #include "http.h"
 #include "intelligence.h"
 #include "meetings.h"
+#include "actions.h"
 #include "log.h"
 #include "metrics.h"
 #include "raise_limits.h"
@@ -153,26 +154,37 @@ static void reap(struct stream_worker *sw)
 /* ---- fetching and fan-out */
 
 /* Columns: 0 id, 1 type, 2 hub_id, 3 audience (the young person's team; for a meeting its
- * invited agencies), 4 restricted_to, then the intelligence item (INTEL_COLUMNS), then the
- * young person (SUBJECT_COLUMNS + team), then the meeting document (MEETING_DOC). */
+ * invited agencies; for an action the team and the owner agency), 4 restricted_to, then the
+ * intelligence item (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team), then the
+ * meeting document (MEETING_DOC), the action (ACTION_JSON), and the event's young person. */
 #define FIRST_INTEL   5
 #define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
 #define FIRST_MEETING (FIRST_SUBJECT + 11)
+#define COL_ACTION    (FIRST_MEETING + 1)
+#define COL_SUBJECT   (FIRST_MEETING + 2)
+/* clang-format off */
 static const char fetch_sql[] =
-    "SELECT e.id, e.type, e.hub_id, CASE WHEN e.type LIKE 'meeting.%' THEN array(SELECT "
-    "  agency_id FROM meeting_agencies ma WHERE ma.meeting_id = e.record_id ORDER BY agency_id) "
+    "SELECT e.id, e.type, e.hub_id, "
+    "  CASE WHEN e.type LIKE 'meeting.%' THEN array(SELECT agency_id FROM meeting_agencies ma "
+    "    WHERE ma.meeting_id = e.record_id ORDER BY agency_id) "
+    "  WHEN e.type LIKE 'action.%' THEN array(SELECT agency_id FROM subject_team t "
+    "    WHERE t.subject_id = e.subject_id UNION SELECT owner_agency_id FROM actions oa "
+    "    WHERE oa.id = e.record_id) "
     "  ELSE array(SELECT agency_id FROM subject_team t WHERE t.subject_id = e.subject_id "
-    "  ORDER BY agency_id) END AS team, "
-    "i.restricted_to, " INTEL_COLUMNS("i") ", " SUBJECT_COLUMNS(
-        "s") ", array(SELECT agency_id FROM subject_team t "
-             "  WHERE t.subject_id = s.id ORDER BY agency_id) AS team, "
-             "CASE WHEN e.type LIKE 'meeting.%' THEN (SELECT " MEETING_DOC(
-                 "m") " FROM meetings m WHERE m.id = e.record_id) END AS meeting "
-                      "FROM events e "
-                      "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE "
-                      "'intelligence.%' "
-                      "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
-                      "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+    "    ORDER BY agency_id) END AS team, "
+    "  i.restricted_to, " INTEL_COLUMNS("i") ", " SUBJECT_COLUMNS("s") ", "
+    "  array(SELECT agency_id FROM subject_team t WHERE t.subject_id = s.id "
+    "    ORDER BY agency_id) AS team, "
+    "  CASE WHEN e.type LIKE 'meeting.%' THEN (SELECT " MEETING_DOC("m") " FROM meetings m "
+    "    WHERE m.id = e.record_id) END AS meeting, "
+    "  CASE WHEN e.type LIKE 'action.%' THEN (SELECT " ACTION_JSON("a") " FROM actions a "
+    "    WHERE a.id = e.record_id) END AS action, "
+    "  e.subject_id "
+    "FROM events e "
+    "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "
+    "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
+    "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+/* clang-format on */
 
 static void fetch(struct stream_worker *sw);
 
@@ -206,6 +218,8 @@ static char *render(PGresult *res, int row, const struct auth_user *u)
         o = intelligence_render(res, row, FIRST_INTEL);
     else if (is_meeting(res, row))
         o = meeting_render(PQgetvalue(res, row, FIRST_MEETING), u);
+    else if (strncmp(type, "action.", 7) == 0)
+        o = json_tokener_parse(PQgetvalue(res, row, COL_ACTION));
     else
         o = res_row_json_range(res, row, FIRST_SUBJECT, FIRST_MEETING);
     char *s = xasprintf(
@@ -236,10 +250,9 @@ static const char audit_sql[] =
 static void note_delivery(struct stream_worker *sw, const struct stream_sub *s, PGresult *res,
                           int row)
 {
-    const char *type = PQgetvalue(res, row, 1), *id = PQgetvalue(res, row, 0);
-    int intel = strncmp(type, "intelligence.", 13) == 0;
+    const char *id = PQgetvalue(res, row, 0);
     /* a meeting event is about no one young person ("") */
-    const char *subject = PQgetvalue(res, row, intel ? FIRST_INTEL + 1 : FIRST_SUBJECT);
+    const char *subject = PQgetvalue(res, row, COL_SUBJECT);
     char key[LIMIT_REQUEST_ID + 40];
     snprintf(key, sizeof(key), "%s|%s", s->request_id, subject);
     json_object *d, *ids;

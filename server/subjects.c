@@ -10,6 +10,7 @@
 #include "problem.h"
 #include "resource.h"
 #include "routes.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -38,25 +39,10 @@ static const struct json_field patch_fields[] = {
     {"team", JK_UUID_ARRAY, 0, 0, 30, NULL},
 };
 
-static int parse_date(const char *s, int *y, int *m, int *d)
-{
-    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return -1;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
-            return -1;
-    *y = atoi(s), *m = atoi(s + 5), *d = atoi(s + 8);
-    int leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-    if (*m < 1 || *m > 12 || *d < 1 || *d > days[*m - 1] || (*m == 2 && *d == 29 && !leap))
-        return -1;
-    return 0;
-}
-
 int subjects_age(const char *dob, const char *today)
 {
     int y, m, d, ty, tm, td;
-    if (parse_date(dob, &y, &m, &d) < 0 || parse_date(today, &ty, &tm, &td) < 0)
+    if (util_parse_date(dob, &y, &m, &d) < 0 || util_parse_date(today, &ty, &tm, &td) < 0)
         return -1;
     int age = ty - y - (tm < m || (tm == m && td < d));
     return age < 0 ? -1 : age;

@@ -98,6 +98,7 @@ CREATE TABLE actions (
 );
 CREATE INDEX actions_subject_idx ON actions (subject_id, created_at DESC, id DESC);
 CREATE INDEX actions_owner_idx ON actions (owner_agency_id, status, due_date, id);
+CREATE INDEX actions_owner_created_idx ON actions (owner_agency_id, status, created_at DESC, id DESC);
 CREATE INDEX actions_hub_idx ON actions (hub_id, status, due_date);
 CREATE INDEX actions_meeting_idx ON actions (meeting_id) WHERE meeting_id IS NOT NULL;
 CREATE INDEX actions_overdue_idx ON actions (due_date) WHERE status = 'open' AND

@@ -118,6 +118,47 @@ static const struct cell matrix[] = {
      "/v1/hubs/{hub}/agenda-suggestions",
      NULL,
      {401, 403, 200, 403, 403, 403}},
+    /* {action}: on hub A's young person, owned by the police (on the team) */
+    {"POST",
+     "/v1/meetings/{id}/actions",
+     "/v1/meetings/{meeting}/actions",
+     "{\"subject_id\":\"{subject}\",\"owner_agency_id\":\"{police}\",\"description\":\"Visit\","
+     "\"due_date\":\"2099-01-01\"}",
+     {401, 403, 201, 404, 403, 403}},
+    {"POST",
+     "/v1/actions",
+     "/v1/actions",
+     "{\"subject_id\":\"{subject}\",\"owner_agency_id\":\"{police}\",\"description\":\"Visit\","
+     "\"due_date\":\"2099-01-01\"}",
+     {401, 403, 201, 422, 403, 403}},
+    {"GET", "/v1/actions", "/v1/actions", NULL, {401, 403, 200, 200, 200, 200}},
+    {"GET", "/v1/actions/summary", "/v1/actions/summary", NULL, {401, 403, 200, 200, 200, 200}},
+    {"GET", "/v1/actions/{id}", "/v1/actions/{action}", NULL, {401, 403, 200, 404, 200, 404}},
+    {"POST",
+     "/v1/actions/{id}/progress",
+     "/v1/actions/{action}/progress",
+     "{\"note\":\"Visit booked\"}",
+     {401, 403, 403, 404, 200, 404}},
+    {"POST",
+     "/v1/actions/{id}/cannot-complete",
+     "/v1/actions/{action}/cannot-complete",
+     "{\"reason\":\"No one home\"}",
+     {401, 403, 403, 404, 200, 404}},
+    {"POST",
+     "/v1/actions/{id}/complete",
+     "/v1/actions/{action}/complete",
+     "{\"note\":\"Visited\"}",
+     {401, 403, 403, 404, 200, 404}},
+    {"POST",
+     "/v1/actions/{id}/reopen",
+     "/v1/actions/{action}/reopen",
+     "{\"reason\":\"Not done\"}",
+     {401, 403, 200, 404, 403, 403}},
+    {"POST",
+     "/v1/actions/{id}/cancel",
+     "/v1/actions/{action}/cancel",
+     "{\"reason\":\"Moved\"}",
+     {401, 403, 200, 404, 403, 403}},
     {"POST",
      "/v1/meetings/{id}/start",
      "/v1/meetings/{meeting}/start",
@@ -229,6 +270,16 @@ START_TEST(every_route_every_caller)
     char *meeting = strdup(itest_jstr(so, "id"));
     json_object_put(so);
     https_response_clear(&sr);
+    snprintf(sbody, sizeof(sbody),
+             "{\"subject_id\":\"%s\",\"owner_agency_id\":\"%s\",\"description\":\"Visit\","
+             "\"due_date\":\"2099-01-01\"}",
+             subject, police_agency);
+    itest_call(&s, tokens[MGR_OWN], "POST", "/v1/actions", sbody, &sr);
+    ck_assert_msg(sr.status == 201, "%s", sr.body);
+    so = itest_json(&sr);
+    char *action = strdup(itest_jstr(so, "id"));
+    json_object_put(so);
+    https_response_clear(&sr);
     int failures = 0;
     for (size_t i = 0; i < NCELLS; i++) {
         for (int c = 0; c < NCALLERS; c++) {
@@ -242,9 +293,10 @@ START_TEST(every_route_every_caller)
                 for (int k = 0; k < 32; k++)
                     snprintf(unique + 2 * k, 3, "%02x", raw[k]);
             }
-            const char *vars[] = {"u",     unique, "id",      target,    "agency",
-                                  health,  "hub",  hub_a,     "subject", subject,
-                                  "intel", intel,  "meeting", meeting,   NULL};
+            const char *vars[] = {"u",     unique,   "id",          target,    "agency",
+                                  health,  "hub",    hub_a,         "subject", subject,
+                                  "intel", intel,    "meeting",     meeting,   "action",
+                                  action,  "police", police_agency, NULL};
             fill(path, sizeof(path), matrix[i].path, vars);
             if (matrix[i].body)
                 fill(body, sizeof(body), matrix[i].body, vars);
@@ -276,6 +328,7 @@ START_TEST(every_route_every_caller)
     free(subject);
     free(intel);
     free(meeting);
+    free(action);
     free(target);
     free(hub_a);
     free(hub_b);

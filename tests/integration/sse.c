@@ -1,0 +1,73 @@
+/* A small Server-Sent Events client for the integration tests. */
+#define _GNU_SOURCE
+#include "sse.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct sse *sse_open(const struct itest_server *s, const char *token, long long last)
+{
+    struct sse *e = calloc(1, sizeof(*e));
+    struct https_opts o = itest_opts(s);
+    char *cause = NULL, auth[256], lei[64];
+    e->c = https_connect(&o, &cause);
+    ck_assert_msg(e->c != NULL, "%s", cause);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    snprintf(lei, sizeof(lei), "Last-Event-ID: %lld", last);
+    const char *h[] = {auth, last >= 0 ? lei : NULL, NULL};
+    struct https_response r = {0};
+    ck_assert_int_eq(https_stream_open(e->c, "GET", "/v1/stream", h, &r, &cause), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(https_response_header(&r, "Content-Type"), "text/event-stream");
+    https_response_clear(&r);
+    return e;
+}
+
+void sse_close(struct sse *e)
+{
+    https_close(e->c);
+    free(e);
+}
+
+/* Next event (comments skipped) within timeout_ms; 0 if none came. */
+int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char *end = memmem(e->buf, e->len, "\n\n", 2);
+        while (end != NULL) {
+            size_t n = (size_t)(end - e->buf) + 2;
+            char block[1 << 16];
+            size_t bl = n < sizeof(block) ? n : sizeof(block) - 1;
+            memcpy(block, e->buf, bl);
+            block[bl] = '\0';
+            memmove(e->buf, e->buf + n, e->len - n);
+            e->len -= n;
+            memset(ev, 0, sizeof(*ev));
+            for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
+                if (strncmp(line, "id: ", 4) == 0)
+                    ev->id = atoll(line + 4);
+                else if (strncmp(line, "event: ", 7) == 0)
+                    snprintf(ev->type, sizeof(ev->type), "%s", line + 7);
+                else if (strncmp(line, "data: ", 6) == 0)
+                    ev->data = strdup(line + 6);
+            }
+            if (ev->data != NULL)
+                return 1;
+            end = memmem(e->buf, e->len, "\n\n", 2);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int left = timeout_ms -
+                   (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return 0;
+        long got = https_stream_read(e->c, e->buf + e->len, sizeof(e->buf) - e->len, left);
+        if (got < 0)
+            return 0;
+        e->len += (size_t)got;
+    }
+}

@@ -1,0 +1,27 @@
+/* A small Server-Sent Events client for the integration tests (GET /v1/stream). */
+#ifndef RAISE_ITEST_SSE_H
+#define RAISE_ITEST_SSE_H
+
+#include "harness.h"
+
+#include <stddef.h>
+
+struct sse {
+    struct https_conn *c;
+    char buf[1 << 20];
+    size_t len;
+};
+
+struct sse_event {
+    long long id;
+    char type[64];
+    char *data; /* owned */
+};
+
+/* Open a stream as token; last >= 0 sends Last-Event-ID: last. Asserts on failure. */
+struct sse *sse_open(const struct itest_server *s, const char *token, long long last);
+void sse_close(struct sse *e);
+/* Next event (comments skipped) within timeout_ms; 0 if none came. ev->data is owned. */
+int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms);
+
+#endif
