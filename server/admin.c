@@ -27,10 +27,12 @@ static const struct json_field agency_fields[] = {
     "id, name, kind, to_char(created_at AT TIME ZONE 'UTC', "                                      \
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at"
 
+/* clang-format off */
 static const char agency_insert_sql[] =
-    "WITH g AS (INSERT INTO agencies (name, kind) VALUES ($1, $2) RETURNING *), " AUDIT_CTE(
-        "$3", "'agency.create'", "'ok'", "'agency'", "g.id::text", "NULL", "NULL",
-        ", g") " SELECT " AGENCY_COLS " FROM g";
+    "WITH g AS (INSERT INTO agencies (name, kind) VALUES ($1, $2) RETURNING *), "
+        AUDIT_CTE("$3", "'agency.create'", "'ok'", "'agency'", "g.id::text", "NULL", "NULL", ", g")
+    " SELECT " AGENCY_COLS " FROM g";
+/* clang-format on */
 
 void agencies_create(struct http_req *r)
 {
@@ -59,10 +61,12 @@ static const struct json_field hub_fields[] = {
     {"local_authority", JK_STRING, 1, 1, 200, NULL},
 };
 
+/* clang-format off */
 static const char hub_insert_sql[] =
-    "WITH h AS (INSERT INTO hubs (name, local_authority) VALUES ($1, $2) RETURNING *), " AUDIT_CTE(
-        "$3", "'hub.create'", "'ok'", "'hub'", "h.id::text", "NULL", "h.id",
-        ", h") " SELECT id, name, local_authority, time_zone FROM h";
+    "WITH h AS (INSERT INTO hubs (name, local_authority) VALUES ($1, $2) RETURNING *), "
+        AUDIT_CTE("$3", "'hub.create'", "'ok'", "'hub'", "h.id::text", "NULL", "h.id", ", h")
+    " SELECT id, name, local_authority, time_zone FROM h";
+/* clang-format on */
 
 void hubs_create(struct http_req *r)
 {
@@ -106,16 +110,16 @@ static const struct json_field user_patch_fields[] = {
     "coalesce((SELECT array_agg(m.hub_id ORDER BY m.hub_id) FROM hub_managers m "                  \
     "          WHERE m.user_id = u.id), '{}') AS hub_ids"
 
+/* clang-format off */
 static const char user_insert_sql[] =
     "WITH u AS (INSERT INTO users (username, display_name, agency_id, role, password_hash) "
     "           VALUES ($1, $2, $3, $4, $5) RETURNING *), "
     "m AS (INSERT INTO hub_managers (hub_id, user_id) SELECT unnest($6::uuid[]), u.id FROM u "
-    "      RETURNING hub_id), " AUDIT_CTE(
-        "$7", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL",
-        ", u") " "
-               "SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
-               "       coalesce((SELECT array_agg(hub_id ORDER BY hub_id) FROM m), '{}') AS "
-               "hub_ids FROM u";
+    "      RETURNING hub_id), "
+        AUDIT_CTE("$7", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
+    " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
+    "       coalesce((SELECT array_agg(hub_id ORDER BY hub_id) FROM m), '{}') AS hub_ids FROM u";
+/* clang-format on */
 
 /* Work for a helper thread: hash a password. */
 struct hash_job {
@@ -203,6 +207,7 @@ void users_list(struct http_req *r)
 }
 
 /* Deactivating revokes every session of the user in the same statement. */
+/* clang-format off */
 static const char user_patch_sql[] =
     "WITH u AS (UPDATE users SET display_name = coalesce($2, display_name), "
     "           role = coalesce($3, role), active = coalesce($4::boolean, active), "
@@ -214,15 +219,14 @@ static const char user_patch_sql[] =
     "             SELECT unnest($6::uuid[]), u.id FROM u ON CONFLICT DO NOTHING "
     "             RETURNING hub_id), "
     "revoke AS (UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL "
-    "           AND user_id IN (SELECT id FROM u WHERE NOT active OR $5 IS NOT NULL)), " AUDIT_CTE(
-        "$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL",
-        ", u") " "
-               "SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
-               "       CASE WHEN $6::uuid[] IS NULL THEN coalesce((SELECT array_agg(m.hub_id ORDER "
-               "BY "
-               "       m.hub_id) FROM hub_managers m WHERE m.user_id = u.id), '{}') "
-               "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
-               "       AS hub_ids FROM u";
+    "           AND user_id IN (SELECT id FROM u WHERE NOT active OR $5 IS NOT NULL)), "
+        AUDIT_CTE("$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
+    " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
+    "       CASE WHEN $6::uuid[] IS NULL THEN coalesce((SELECT array_agg(m.hub_id ORDER BY "
+    "       m.hub_id) FROM hub_managers m WHERE m.user_id = u.id), '{}') "
+    "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
+    "       AS hub_ids FROM u";
+/* clang-format on */
 
 void users_update(struct http_req *r)
 {
@@ -263,12 +267,15 @@ static const struct json_field cert_fields[] = {
     {"fingerprint", JK_HEX64, 1, 0, 0, NULL},
 };
 
+/* clang-format off */
 static const char cert_insert_sql[] =
     "WITH c AS (INSERT INTO user_certificates (fingerprint, user_id) "
-    "           SELECT $2, id FROM users WHERE id = $1 RETURNING *), " AUDIT_CTE(
-        "$3", "'certificate.register'", "'ok'", "'user'", "c.user_id::text", "NULL", "NULL",
-        ", c") " SELECT c.fingerprint, c.user_id, to_char(c.created_at AT TIME ZONE 'UTC', "
-               "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at FROM c";
+    "           SELECT $2, id FROM users WHERE id = $1 RETURNING *), "
+        AUDIT_CTE("$3", "'certificate.register'", "'ok'", "'user'", "c.user_id::text", "NULL",
+                  "NULL", ", c")
+    " SELECT c.fingerprint, c.user_id, to_char(c.created_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at FROM c";
+/* clang-format on */
 
 void certificates_create(struct http_req *r)
 {

@@ -51,21 +51,21 @@
     "pms.meeting_id WHERE pms.subject_id = " s ".id AND pm.id IS DISTINCT FROM " meeting           \
     " AND pm.started_at IS NOT NULL AND pm.started_at < " ref ")"
 
+/* clang-format off */
 #define ACTION_DOC(a, tz)                                                                          \
     "jsonb_build_object('id', " a ".id, 'subject_id', " a ".subject_id, 'meeting_id', " a          \
-    ".meeting_id, 'description', " a ".description, 'owner_agency', (SELECT "                      \
-    "jsonb_build_object('id', oa.id, 'name', oa.name) FROM agencies oa WHERE oa.id = " a           \
-    ".owner_agency_id), 'assignee', (SELECT jsonb_build_object('id', au.id, 'display_name', "      \
-    "au.display_name) FROM users au WHERE au.id = " a ".assignee_id), 'due_date', " a              \
-    ".due_date, 'status', " a ".status, 'state', CASE WHEN " a ".status = 'open' AND " a           \
-    ".due_date < (now() AT TIME ZONE " tz ")::date THEN 'overdue' ELSE " a ".status END, "         \
-    "'created_at', " TS(a ".created_at") ", 'completed_at', " TS(                                  \
-        a ".completed_at") ", 'completion_note', " a ".completion_note, 'evidence_ref', " a        \
-                           ".evidence_ref, 'blocked_reason', " a ".blocked_reason, "               \
-                           "'latest_progress', (SELECT jsonb_build_object('at', " TS(              \
-                               "ah.at") ", 'note', ah.note) FROM action_history ah WHERE "         \
-                                        "ah.action_id = " a ".id AND ah.kind = 'progress' "        \
-                                        "ORDER BY ah.id DESC LIMIT 1))"
+        ".meeting_id, 'description', " a ".description, 'owner_agency', (SELECT "                  \
+        "jsonb_build_object('id', oa.id, 'name', oa.name) FROM agencies oa WHERE oa.id = " a       \
+        ".owner_agency_id), 'assignee', (SELECT jsonb_build_object('id', au.id, 'display_name', "  \
+        "au.display_name) FROM users au WHERE au.id = " a ".assignee_id), 'due_date', " a          \
+        ".due_date, 'status', " a ".status, 'state', CASE WHEN " a ".status = 'open' AND " a       \
+        ".due_date < (now() AT TIME ZONE " tz ")::date THEN 'overdue' ELSE " a ".status END, "     \
+        "'created_at', " TS(a ".created_at") ", 'completed_at', " TS(a ".completed_at") ", "       \
+        "'completion_note', " a ".completion_note, 'evidence_ref', " a ".evidence_ref, "           \
+        "'blocked_reason', " a ".blocked_reason, 'latest_progress', (SELECT "                      \
+        "jsonb_build_object('at', " TS("ah.at") ", 'note', ah.note) FROM action_history ah WHERE " \
+        "ah.action_id = " a ".id AND ah.kind = 'progress' ORDER BY ah.id DESC LIMIT 1))"
+/* clang-format on */
 
 /* Overdue at the reference time: due before that day (hub time zone) and still open then. */
 #define OVERDUE_AT(a, ref, tz)                                                                     \
@@ -73,271 +73,67 @@
     "coalesce(" a ".completed_at, " a ".cancelled_at) > " ref "))"
 
 /* $1 meeting $2 agency $3 hubs $4 audit context */
-static const char agenda_sql[] = "WITH m AS (SELECT m.id, m.hub_id, m.status, h.time_zone AS tz, "
-                                 "m.status <> 'scheduled' "
-                                 "  AS frozen, coalesce(m.started_at, now()) AS ref, " MEETING_DOC(
-                                     "m") " AS doc "
-                                          "  FROM meetings m JOIN hubs h ON h.id = m.hub_id "
-                                          "  WHERE m.id = $1 AND " MEETING_VISIBLE(
-                                              "m",
-                                              "$2", "$3") "), "
-                                                          "w0 AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, ms.since AS fixed, " LAST_MET(
-                                                              "s", "m.id",
-                                                              "m.ref") " AS last_met FROM m JOIN "
-                                                                       "meeting_subjects ms ON "
-                                                                       "  ms.meeting_id = m.id "
-                                                                       "JOIN subjects s ON s.id = "
-                                                                       "ms.subject_id "
-                                                                       "  WHERE " SUBJECT_VISIBLE(
-                                                                           "s", "$2",
-                                                                           "$3") "), "
-                                                                                 "w AS (SELECT "
-                                                                                 "w0.*, "
-                                                                                 "coalesce(w0."
-                                                                                 "fixed, "
-                                                                                 "w0.last_met, "
-                                                                                 "m.ref - interval "
-                                                                                 "'28 days') AS "
-                                                                                 "since "
-                                                                                 "  FROM w0, "
-                                                                                 "m), " AUDIT_CTE(
-                                                                                     "$4",
-                                                                                     "'meeting."
-                                                                                     "agenda'",
-                                                                                     "'ok'",
-                                                                                     "'meeting'",
-                                                                                     "m.id::text",
-                                                                                     "w.id",
-                                                                                     "m.hub_id",
-                                                                                     ", m, w") " "
-                                                                                               "SEL"
-                                                                                               "ECT"
-                                                                                               " '"
-                                                                                               "int"
-                                                                                               "el'"
-                                                                                               " AS"
-                                                                                               " ki"
-                                                                                               "nd,"
-                                                                                               " i."
-                                                                                               "sub"
-                                                                                               "jec"
-                                                                                               "t_"
-                                                                                               "id,"
-                                                                                               " NU"
-                                                                                               "LL:"
-                                                                                               ":js"
-                                                                                               "onb"
-                                                                                               " AS"
-                                                                                               " do"
-                                                                                               "c, "
-                                                                                               "  "
-                                                                                               "ext"
-                                                                                               "rac"
-                                                                                               "t("
-                                                                                               "epo"
-                                                                                               "ch "
-                                                                                               "FRO"
-                                                                                               "M "
-                                                                                               "m."
-                                                                                               "ref"
-                                                                                               " - "
-                                                                                               "i."
-                                                                                               "occ"
-                                                                                               "urr"
-                                                                                               "ed_"
-                                                                                               "at)"
-                                                                                               " / "
-                                                                                               "864"
-                                                                                               "00 "
-                                                                                               "AS "
-                                                                                               "age"
-                                                                                               ", "
-                                                                                               "NUL"
-                                                                                               "L::"
-                                                                                               "boo"
-                                                                                               "l "
-                                                                                               "AS "
-                                                                                               "ove"
-                                                                                               "rdu"
-                                                                                               "e, "
-                                                                                               " "
-                                                                                               " " INTEL_COLUMNS(
-                                                                                                   "i") " "
-                                                                                                        "  FROM m, w JOIN intelligence i ON i.subject_id = w.id JOIN subjects s ON "
-                                                                                                        "  s.id = i.subject_id WHERE " INTEL_VISIBLE("i", "s", "$2", "$3") " AND CASE WHEN "
-                                                                                                                                                                           "  m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE ai.meeting_id = m.id "
-                                                                                                                                                                           "  AND ai.kind = 'intelligence' AND ai.record_id = i.id) ELSE i.created_at >= w.since AND "
-                                                                                                                                                                           "  i.retracted_at IS NULL END "
-                                                                                                                                                                           "UNION ALL SELECT 'meeting', NULL, m.doc || jsonb_build_object('reference_time', " TS("m.ref") ", 'frozen', m.frozen), NULL, NULL, " INTEL_NULLS
-                                                                                                                                                                                                                                                                          " FROM m "
-                                                                                                                                                                                                                                                                          "UNION ALL SELECT 'subject', w.id, jsonb_build_object('subject', w.doc, 'since', " TS("w.since") ", 'last_discussed', " TS("w.last_met") ", 'days_since_met', "
-                                                                                                                                                                                                                                                                                                                                                                                                                   "  extract(epoch FROM m.ref - w.last_met) / 86400), NULL, NULL, " INTEL_NULLS
-                                                                                                                                                                                                                                                                                                                                                                                                                   " FROM m, w "
-                                                                                                                                                                                                                                                                                                                                                                                                                   "UNION ALL SELECT 'action', a.subject_id, " ACTION_DOC("a",
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                          "m.tz") ", "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                  "  a.due_date - (m.ref AT TIME ZONE m.tz)::date, " OVERDUE_AT(
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                      "a", "m.ref", "m.tz") ", "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  " INTEL_NULLS
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            " FROM m, w JOIN actions a ON a.subject_id = w.id "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  WHERE CASE WHEN m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  ai.meeting_id = m.id AND ai.kind = 'action' AND ai.record_id = a.id) ELSE "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            "  a.status = 'open' OR (a.status = 'completed' AND a.completed_at >= w.since) END "
-                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                            "ORDER BY 1, 4";
+/* clang-format off */
+static const char agenda_sql[] =
+    "WITH m AS (SELECT m.id, m.hub_id, m.status, h.time_zone AS tz, m.status <> 'scheduled' "
+    "  AS frozen, coalesce(m.started_at, now()) AS ref, " MEETING_DOC("m") " AS doc "
+    "  FROM meetings m JOIN hubs h ON h.id = m.hub_id "
+    "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), "
+    "w0 AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, ms.since AS fixed, "
+        LAST_MET("s", "m.id", "m.ref") " AS last_met FROM m JOIN meeting_subjects ms ON "
+    "  ms.meeting_id = m.id JOIN subjects s ON s.id = ms.subject_id "
+    "  WHERE " SUBJECT_VISIBLE("s", "$2", "$3") "), "
+    "w AS (SELECT w0.*, coalesce(w0.fixed, w0.last_met, m.ref - interval '28 days') AS since "
+    "  FROM w0, m), "
+        AUDIT_CTE("$4", "'meeting.agenda'", "'ok'", "'meeting'", "m.id::text", "w.id", "m.hub_id",
+                  ", m, w")
+    " SELECT 'intel' AS kind, i.subject_id, NULL::jsonb AS doc, "
+    "  extract(epoch FROM m.ref - i.occurred_at) / 86400 AS age, NULL::bool AS overdue, "
+    "  " INTEL_COLUMNS("i")
+    "   FROM m, w JOIN intelligence i ON i.subject_id = w.id JOIN subjects s ON "
+    "  s.id = i.subject_id WHERE " INTEL_VISIBLE("i", "s", "$2", "$3") " AND CASE WHEN "
+    "  m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE ai.meeting_id = m.id "
+    "  AND ai.kind = 'intelligence' AND ai.record_id = i.id) ELSE i.created_at >= w.since AND "
+    "  i.retracted_at IS NULL END "
+    "UNION ALL SELECT 'meeting', NULL, m.doc || jsonb_build_object('reference_time', " TS("m.ref")
+        ", 'frozen', m.frozen), NULL, NULL, " INTEL_NULLS " FROM m "
+    "UNION ALL SELECT 'subject', w.id, jsonb_build_object('subject', w.doc, 'since', "
+        TS("w.since") ", 'last_discussed', " TS("w.last_met") ", 'days_since_met', "
+    "  extract(epoch FROM m.ref - w.last_met) / 86400), NULL, NULL, " INTEL_NULLS " FROM m, w "
+    "UNION ALL SELECT 'action', a.subject_id, " ACTION_DOC("a", "m.tz") ", "
+    "  a.due_date - (m.ref AT TIME ZONE m.tz)::date, " OVERDUE_AT("a", "m.ref", "m.tz") ", "
+    "  " INTEL_NULLS " FROM m, w JOIN actions a ON a.subject_id = w.id "
+    "  WHERE CASE WHEN m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE "
+    "  ai.meeting_id = m.id AND ai.kind = 'action' AND ai.record_id = a.id) ELSE "
+    "  a.status = 'open' OR (a.status = 'completed' AND a.completed_at >= w.since) END ORDER BY "
+        "1, 4";
+/* clang-format on */
 
 /* $1 hub $2 agency $3 hubs: every young person of the hub, live, as for a meeting now. */
-static const char suggest_sql[] = "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET(
-    "s", "NULL::uuid",
-    "now()") " AS last_met, (SELECT jsonb_build_object('id', nm.id, "
-             "  'title', nm.title, 'scheduled_for', " TS(
-                 "nm.scheduled_for") ") FROM meetings nm JOIN "
-                                     "  meeting_subjects nms ON nms.meeting_id = nm.id WHERE "
-                                     "nms.subject_id = s.id AND "
-                                     "  nm.status = 'scheduled' ORDER BY nm.scheduled_for LIMIT 1) "
-                                     "AS next_meeting "
-                                     "  FROM subjects s WHERE s.hub_id = $1 AND " SUBJECT_VISIBLE(
-                                         "s", "$2",
-                                         "$3") "), "
-                                               "ws AS (SELECT w.*, coalesce(w.last_met, now() - "
-                                               "interval '28 days') AS since FROM w), "
-                                               "h AS (SELECT time_zone AS tz FROM hubs WHERE id = "
-                                               "$1) "
-                                               "SELECT 'intel' AS kind, i.subject_id, NULL::jsonb "
-                                               "AS doc, "
-                                               "  extract(epoch FROM now() - i.occurred_at) / "
-                                               "86400 AS age, NULL::bool AS overdue, "
-                                               "  " INTEL_COLUMNS(
-                                                   "i") " "
-                                                        "  FROM ws JOIN intelligence i ON "
-                                                        "i.subject_id = ws.id JOIN subjects s ON "
-                                                        "  s.id = i.subject_id "
-                                                        "WHERE " INTEL_VISIBLE(
-                                                            "i", "s", "$2",
-                                                            "$3") " AND "
-                                                                  "  i.created_at >= ws.since AND "
-                                                                  "i.retracted_at IS NULL "
-                                                                  "UNION ALL SELECT 'subject', "
-                                                                  "ws.id, "
-                                                                  "jsonb_build_object('subject', "
-                                                                  "ws.doc, 'since', " TS("ws.since") ", 'last_discussed', " TS(
-                                                                      "ws.last_met") ", "
-                                                                                     "'days_since_"
-                                                                                     "met', "
-                                                                                     "  "
-                                                                                     "extract("
-                                                                                     "epoch FROM "
-                                                                                     "now() - "
-                                                                                     "ws.last_met) "
-                                                                                     "/ 86400, "
-                                                                                     "'next_"
-                                                                                     "meeting', "
-                                                                                     "ws.next_"
-                                                                                     "meeting), "
-                                                                                     "NULL, "
-                                                                                     "  "
-                                                                                     "NULL,"
-                                                                                     " " INTEL_NULLS
-                                                                                     " FROM ws "
-                                                                                     "UNION ALL "
-                                                                                     "SELECT "
-                                                                                     "'action', "
-                                                                                     "a.subject_id,"
-                                                                                     " NULL, "
-                                                                                     "NULL,"
-                                                                                     " " OVERDUE_AT(
-                                                                                         "a",
-                                                                                         "now()",
-                                                                                         "h.tz") ","
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " " INTEL_NULLS
-                                                                                                 " "
-                                                                                                 "F"
-                                                                                                 "R"
-                                                                                                 "O"
-                                                                                                 "M"
-                                                                                                 " "
-                                                                                                 "h"
-                                                                                                 ","
-                                                                                                 " "
-                                                                                                 "w"
-                                                                                                 "s"
-                                                                                                 " "
-                                                                                                 "J"
-                                                                                                 "O"
-                                                                                                 "I"
-                                                                                                 "N"
-                                                                                                 " "
-                                                                                                 "a"
-                                                                                                 "c"
-                                                                                                 "t"
-                                                                                                 "i"
-                                                                                                 "o"
-                                                                                                 "n"
-                                                                                                 "s"
-                                                                                                 " "
-                                                                                                 "a"
-                                                                                                 " "
-                                                                                                 "O"
-                                                                                                 "N"
-                                                                                                 " "
-                                                                                                 "a"
-                                                                                                 "."
-                                                                                                 "s"
-                                                                                                 "u"
-                                                                                                 "b"
-                                                                                                 "j"
-                                                                                                 "e"
-                                                                                                 "c"
-                                                                                                 "t"
-                                                                                                 "_"
-                                                                                                 "i"
-                                                                                                 "d"
-                                                                                                 " "
-                                                                                                 "="
-                                                                                                 " "
-                                                                                                 "w"
-                                                                                                 "s"
-                                                                                                 "."
-                                                                                                 "i"
-                                                                                                 "d"
-                                                                                                 " "
-                                                                                                 "W"
-                                                                                                 "H"
-                                                                                                 "E"
-                                                                                                 "R"
-                                                                                                 "E"
-                                                                                                 " "
-                                                                                                 "a"
-                                                                                                 "."
-                                                                                                 "s"
-                                                                                                 "t"
-                                                                                                 "a"
-                                                                                                 "t"
-                                                                                                 "u"
-                                                                                                 "s"
-                                                                                                 " "
-                                                                                                 "="
-                                                                                                 " "
-                                                                                                 "'"
-                                                                                                 "o"
-                                                                                                 "p"
-                                                                                                 "e"
-                                                                                                 "n"
-                                                                                                 "'"
-                                                                                                 " "
-                                                                                                 "O"
-                                                                                                 "R"
-                                                                                                 "D"
-                                                                                                 "E"
-                                                                                                 "R"
-                                                                                                 " "
-                                                                                                 "B"
-                                                                                                 "Y"
-                                                                                                 " "
-                                                                                                 "1"
-                                                                                                 ","
-                                                                                                 " "
-                                                                                                 "4";
+/* clang-format off */
+static const char suggest_sql[] =
+    "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET("s", "NULL::uuid", "now()")
+        " AS last_met, (SELECT jsonb_build_object('id', nm.id, "
+    "  'title', nm.title, 'scheduled_for', " TS("nm.scheduled_for") ") FROM meetings nm JOIN "
+    "  meeting_subjects nms ON nms.meeting_id = nm.id WHERE nms.subject_id = s.id AND "
+    "  nm.status = 'scheduled' ORDER BY nm.scheduled_for LIMIT 1) AS next_meeting "
+    "  FROM subjects s WHERE s.hub_id = $1 AND " SUBJECT_VISIBLE("s", "$2", "$3") "), "
+    "ws AS (SELECT w.*, coalesce(w.last_met, now() - interval '28 days') AS since FROM w), "
+    "h AS (SELECT time_zone AS tz FROM hubs WHERE id = $1) "
+    "SELECT 'intel' AS kind, i.subject_id, NULL::jsonb AS doc, "
+    "  extract(epoch FROM now() - i.occurred_at) / 86400 AS age, NULL::bool AS overdue, "
+    "  " INTEL_COLUMNS("i")
+    "   FROM ws JOIN intelligence i ON i.subject_id = ws.id JOIN subjects s ON "
+    "  s.id = i.subject_id WHERE " INTEL_VISIBLE("i", "s", "$2", "$3") " AND "
+    "  i.created_at >= ws.since AND i.retracted_at IS NULL "
+    "UNION ALL SELECT 'subject', ws.id, jsonb_build_object('subject', ws.doc, 'since', "
+        TS("ws.since") ", 'last_discussed', " TS("ws.last_met") ", 'days_since_met', "
+    "  extract(epoch FROM now() - ws.last_met) / 86400, 'next_meeting', ws.next_meeting), NULL, "
+    "  NULL, " INTEL_NULLS " FROM ws "
+    "UNION ALL SELECT 'action', a.subject_id, NULL, NULL, " OVERDUE_AT("a", "now()", "h.tz") ", "
+    "  " INTEL_NULLS " FROM h, ws JOIN actions a ON a.subject_id = ws.id WHERE a.status = 'open' "
+        "ORDER BY 1, 4";
+/* clang-format on */
 
 /* One young person being put together from the rows. */
 struct entry {
@@ -600,10 +396,13 @@ void agenda_get(struct http_req *r)
 
 /* ---- GET /v1/hubs/{id}/agenda-suggestions: ranked; audited per young person shown */
 
+/* clang-format off */
 static const char suggest_audit_sql[] =
-    "WITH shown AS (SELECT unnest($1::uuid[]) AS id), " AUDIT_CTE(
-        "$2", "'hub.agenda_suggestions'", "'ok'", "'subject'", "shown.id::text", "shown.id",
-        "$3::uuid", ", shown") " SELECT count(*) FROM audit";
+    "WITH shown AS (SELECT unnest($1::uuid[]) AS id), "
+        AUDIT_CTE("$2", "'hub.agenda_suggestions'", "'ok'", "'subject'", "shown.id::text",
+                  "shown.id", "$3::uuid", ", shown")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
 
 static void put_json(void *o)
 {

@@ -40,20 +40,19 @@ char *audit_context(const struct http_req *r)
 
 /* ---- GET /v1/audit: newest first, cursor = seq. Reading the audit log is itself audited. */
 
-static const char list_sql[] = "WITH " AUDIT_CTE(
-    "$7", "'audit.read'", "'ok'", "'audit'", "NULL", "$2::uuid", "NULL",
-    "") ", "
-        "rows AS (SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-        "t, "
+/* clang-format off */
+static const char list_sql[] =
+    "WITH " AUDIT_CTE("$7", "'audit.read'", "'ok'", "'audit'", "NULL", "$2::uuid", "NULL", "") ", "
+    "rows AS (SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') t, "
         "user_id, username, agency_id, role, action, outcome, route, record_type, record_id, "
-        "subject_id, hub_id, client_addr, request_id, purpose, encode(hash, 'hex') h "
-        "FROM audit_log WHERE ($1::uuid[] IS NULL OR hub_id = ANY($1::uuid[])) "
-        "AND ($2::uuid IS NULL OR subject_id = $2::uuid) AND ($3::uuid IS NULL OR user_id = "
-        "$3::uuid) "
-        "AND ($4::timestamptz IS NULL OR at >= $4::timestamptz) "
-        "AND ($5::timestamptz IS NULL OR at < $5::timestamptz) "
-        "AND ($6::bigint IS NULL OR seq < $6::bigint) ORDER BY seq DESC LIMIT $8::int + 1) "
-        "SELECT rows.* FROM rows, (SELECT count(*) FROM audit) a ORDER BY seq DESC";
+        "subject_id, hub_id, client_addr, request_id, purpose, encode(hash, 'hex') h FROM "
+        "audit_log WHERE ($1::uuid[] IS NULL OR hub_id = ANY($1::uuid[])) AND ($2::uuid IS NULL "
+        "OR subject_id = $2::uuid) AND ($3::uuid IS NULL OR user_id = $3::uuid) AND "
+        "($4::timestamptz IS NULL OR at >= $4::timestamptz) AND ($5::timestamptz IS NULL OR at < "
+        "$5::timestamptz) AND ($6::bigint IS NULL OR seq < $6::bigint) ORDER BY seq DESC LIMIT "
+        "$8::int + 1) "
+    "SELECT rows.* FROM rows, (SELECT count(*) FROM audit) a ORDER BY seq DESC";
+/* clang-format on */
 
 static const char *const list_cols[] = {
     "seq",    "at",          "user_id",    "username",    "agency_id", "role",
@@ -135,20 +134,20 @@ done:
 
 /* ---- GET /v1/audit/verify: recompute every hash in one pass, in the database. */
 
-static const char verify_sql[] = "WITH " AUDIT_CTE(
-    "$1", "'audit.verify'", "'ok'", "'audit'", "NULL", "NULL", "NULL",
-    "") ", "
-        "chain AS (SELECT seq, hash, prev_hash, "
-        "  lag(hash, 1, sha256(''::bytea)) OVER (ORDER BY seq) AS want_prev, "
-        "  lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS want_seq, "
-        "  sha256(prev_hash || audit_canonical(a)) AS want_hash FROM audit_log a), "
-        "bad AS (SELECT seq, CASE WHEN prev_hash <> want_prev THEN 'prev_hash does not match the "
-        "row before' WHEN seq <> want_seq + 1 THEN 'a row is missing before it' ELSE "
-        "'its contents do not match its hash' END AS why FROM chain "
-        "WHERE hash <> want_hash OR prev_hash <> want_prev OR seq <> want_seq + 1 "
-        "ORDER BY seq LIMIT 1) "
-        "SELECT (SELECT count(*) FROM chain), (SELECT seq FROM bad), (SELECT why FROM bad), "
-        "(SELECT count(*) FROM audit)";
+/* clang-format off */
+static const char verify_sql[] =
+    "WITH " AUDIT_CTE("$1", "'audit.verify'", "'ok'", "'audit'", "NULL", "NULL", "NULL", "") ", "
+    "chain AS (SELECT seq, hash, prev_hash, "
+    "  lag(hash, 1, sha256(''::bytea)) OVER (ORDER BY seq) AS want_prev, "
+    "  lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS want_seq, "
+    "  sha256(prev_hash || audit_canonical(a)) AS want_hash FROM audit_log a), "
+    "bad AS (SELECT seq, CASE WHEN prev_hash <> want_prev THEN 'prev_hash does not match the row "
+        "before' WHEN seq <> want_seq + 1 THEN 'a row is missing before it' ELSE 'its contents do "
+        "not match its hash' END AS why FROM chain WHERE hash <> want_hash OR prev_hash <> "
+        "want_prev OR seq <> want_seq + 1 ORDER BY seq LIMIT 1) "
+    "SELECT (SELECT count(*) FROM chain), (SELECT seq FROM bad), (SELECT why FROM bad), (SELECT "
+        "count(*) FROM audit)";
+/* clang-format on */
 
 static void verified(struct http_req *r, enum db_status st, PGresult *res)
 {

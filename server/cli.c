@@ -21,16 +21,17 @@ static int valid_username(const char *u)
 }
 
 /* One statement: the agency (found by name or created) and the admin, atomically. */
+/* clang-format off */
 static const char create_sql[] =
     "WITH found AS (SELECT id FROM agencies WHERE lower(name) = lower($2)), "
     "made AS (INSERT INTO agencies (name, kind) SELECT $2, 'other' "
     "         WHERE NOT EXISTS (SELECT 1 FROM found) RETURNING id), "
     "agency AS (SELECT id FROM found UNION ALL SELECT id FROM made), "
     "u AS (INSERT INTO users (username, display_name, agency_id, role, password_hash) "
-    "      SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id), " AUDIT_CTE(
-        "$4", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL",
-        ", u") " "
-               "SELECT id FROM u";
+    "      SELECT $1, 'Administrator', id, 'admin', $3 FROM agency RETURNING id), "
+        AUDIT_CTE("$4", "'user.create'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
+    " SELECT id FROM u";
+/* clang-format on */
 
 /* Who did it: the operator at the console. */
 static const char cli_context[] = "{\"route\":\"raised create-admin\",\"client_addr\":\"local "

@@ -101,50 +101,35 @@ static void post_free(struct post *p)
 /* $1 user $2 agency $3 hubs $4 key $5 request hash $6 subject $7 category $8 summary
  * $9 detail $10 occurred_at $11 risk $12 gravity $13 scheme $14 source $15 assessment
  * $16 handling $17 conditions $18 restricted_to $19 audit context */
+/* clang-format off */
 static const char post_sql[] =
     "WITH prior AS (SELECT i.*, s.hub_id FROM intelligence i JOIN subjects s ON s.id = "
     "  i.subject_id WHERE i.author_id = $1 AND i.idempotency_key = $4), "
     "subj AS (SELECT s.id, s.hub_id FROM subjects s WHERE s.id = $6 AND "
-    "  " SUBJECT_VISIBLE(
-        "s", "$2",
-        "$3") "), "
-              "strangers AS (SELECT count(*) AS n FROM unnest($18::uuid[]) a WHERE a <> $2::uuid "
-              "AND "
-              "  a NOT IN (SELECT agency_id FROM subject_team WHERE subject_id = $6)), "
-              "ins AS (INSERT INTO intelligence (subject_id, author_id, author_agency_id, "
-              "category, "
-              "  summary, detail, occurred_at, risk_level, gravity, grading_scheme, "
-              "grading_source, "
-              "  grading_assessment, handling, conditions, restricted_to, idempotency_key, "
-              "request_hash) "
-              "  SELECT subj.id, $1, $2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-              "  CASE WHEN $18::uuid[] IS NULL THEN NULL ELSE "
-              "    array(SELECT DISTINCT a FROM unnest($18::uuid[] || $2::uuid) a ORDER BY a) END, "
-              "$4, $5 "
-              "  FROM subj, strangers WHERE strangers.n = 0 AND NOT EXISTS (SELECT 1 FROM prior) "
-              "  RETURNING *), "
-              "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
-              "  SELECT 'intelligence.posted', ins.subject_id, subj.hub_id, ins.id FROM ins, "
-              "subj), " AUDIT_CTE(
-                  "$19", "'intelligence.create'", "'ok'", "'intelligence'", "ins.id::text",
-                  "ins.subject_id", "subj.hub_id",
-                  ", ins, subj") " "
-                                 "SELECT (SELECT count(*) FROM subj) AS _visible, (SELECT n FROM "
-                                 "strangers) AS _strangers, "
-                                 "  (SELECT request_hash FROM prior) AS "
-                                 "_prior_hash, " INTEL_COLUMNS(
-                                     "x") " "
-                                          "FROM (SELECT * FROM ins UNION ALL SELECT * FROM (SELECT "
-                                          "i.id, i.subject_id, i.author_id, "
-                                          "  i.author_agency_id, i.category, i.summary, i.detail, "
-                                          "i.occurred_at, i.risk_level, "
-                                          "  i.gravity, i.grading_scheme, i.grading_source, "
-                                          "i.grading_assessment, i.handling, "
-                                          "  i.conditions, i.restricted_to, i.created_at, "
-                                          "i.retracted_at, i.retracted_by, "
-                                          "  i.retraction_reason, i.idempotency_key, "
-                                          "i.request_hash FROM prior i) p) x "
-                                          "RIGHT JOIN (SELECT 1) one ON true";
+    "  " SUBJECT_VISIBLE("s", "$2", "$3") "), "
+    "strangers AS (SELECT count(*) AS n FROM unnest($18::uuid[]) a WHERE a <> $2::uuid AND "
+    "  a NOT IN (SELECT agency_id FROM subject_team WHERE subject_id = $6)), "
+    "ins AS (INSERT INTO intelligence (subject_id, author_id, author_agency_id, category, "
+    "  summary, detail, occurred_at, risk_level, gravity, grading_scheme, grading_source, "
+    "  grading_assessment, handling, conditions, restricted_to, idempotency_key, request_hash) "
+    "  SELECT subj.id, $1, $2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+    "  CASE WHEN $18::uuid[] IS NULL THEN NULL ELSE "
+    "    array(SELECT DISTINCT a FROM unnest($18::uuid[] || $2::uuid) a ORDER BY a) END, $4, $5 "
+    "  FROM subj, strangers WHERE strangers.n = 0 AND NOT EXISTS (SELECT 1 FROM prior) "
+    "  RETURNING *), "
+    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "  SELECT 'intelligence.posted', ins.subject_id, subj.hub_id, ins.id FROM ins, subj), "
+        AUDIT_CTE("$19", "'intelligence.create'", "'ok'", "'intelligence'", "ins.id::text",
+                  "ins.subject_id", "subj.hub_id", ", ins, subj")
+    " SELECT (SELECT count(*) FROM subj) AS _visible, (SELECT n FROM strangers) AS _strangers, "
+    "  (SELECT request_hash FROM prior) AS _prior_hash, " INTEL_COLUMNS("x") " FROM (SELECT * "
+        "FROM ins UNION ALL SELECT * FROM (SELECT i.id, i.subject_id, i.author_id, "
+    "  i.author_agency_id, i.category, i.summary, i.detail, i.occurred_at, i.risk_level, "
+    "  i.gravity, i.grading_scheme, i.grading_source, i.grading_assessment, i.handling, "
+    "  i.conditions, i.restricted_to, i.created_at, i.retracted_at, i.retracted_by, "
+    "  i.retraction_reason, i.idempotency_key, i.request_hash FROM prior i) p) x RIGHT JOIN "
+        "(SELECT 1) one ON true";
+/* clang-format on */
 
 static void posted(struct http_req *r, enum db_status st, PGresult *res);
 
@@ -254,26 +239,23 @@ void intelligence_create(struct http_req *r)
 
 /* ---- GET /v1/intelligence: newest first; one audit row per item shown */
 
-static const char list_sql[] = "WITH rows AS (SELECT " INTEL_COLUMNS(
-    "i") ", s.hub_id AS _hub, i.created_at AS _at, "
-         "  to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || "
-         "i.id "
-         "  AS _cursor FROM intelligence i JOIN subjects s ON s.id = i.subject_id "
-         "  WHERE " INTEL_VISIBLE(
-             "i", "s", "$3",
-             "$4") " "
-                   "  AND ($5::uuid IS NULL OR i.subject_id = $5::uuid) "
-                   "  AND ($6::timestamptz IS NULL OR i.created_at >= $6::timestamptz) "
-                   "  AND ($7::text IS NULL OR i.category = $7) "
-                   "  AND ($1::text IS NULL OR (i.created_at, i.id) < "
-                   "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
-                   "'|', 2)::uuid)) "
-                   "  ORDER BY i.created_at DESC, i.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
-                       "$8", "'intelligence.read'", "'ok'", "'intelligence'", "shown.id::text",
-                       "shown.subject_id", "shown._hub",
-                       ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
-                       "shown") " "
-                                "SELECT * FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format off */
+static const char list_sql[] =
+    "WITH rows AS (SELECT " INTEL_COLUMNS("i") ", s.hub_id AS _hub, i.created_at AS _at, "
+    "  to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || i.id "
+    "  AS _cursor FROM intelligence i JOIN subjects s ON s.id = i.subject_id "
+    "  WHERE " INTEL_VISIBLE("i", "s", "$3", "$4")
+    "   AND ($5::uuid IS NULL OR i.subject_id = $5::uuid) "
+    "  AND ($6::timestamptz IS NULL OR i.created_at >= $6::timestamptz) "
+    "  AND ($7::text IS NULL OR i.category = $7) "
+    "  AND ($1::text IS NULL OR (i.created_at, i.id) < "
+    "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, '|', 2)::uuid)) "
+    "  ORDER BY i.created_at DESC, i.id DESC LIMIT $2::int + 1), "
+        AUDIT_CTE("$8", "'intelligence.read'", "'ok'", "'intelligence'", "shown.id::text",
+                  "shown.subject_id", "shown._hub",
+                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown")
+    " SELECT * FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format on */
 
 static void listed(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -331,12 +313,15 @@ done:
 
 /* ---- GET /v1/intelligence/{id} */
 
-static const char read_sql[] = "WITH it AS (SELECT " INTEL_COLUMNS(
-    "i") ", s.hub_id AS _hub FROM intelligence i "
-         "  JOIN subjects s ON s.id = i.subject_id WHERE i.id = $1 AND "
-         "  " INTEL_VISIBLE("i", "s", "$2", "$3") "), " AUDIT_CTE(
-             "$4", "'intelligence.read'", "'ok'", "'intelligence'", "it.id::text", "it.subject_id",
-             "it._hub", ", it") " SELECT * FROM it";
+/* clang-format off */
+static const char read_sql[] =
+    "WITH it AS (SELECT " INTEL_COLUMNS("i") ", s.hub_id AS _hub FROM intelligence i "
+    "  JOIN subjects s ON s.id = i.subject_id WHERE i.id = $1 AND "
+    "  " INTEL_VISIBLE("i", "s", "$2", "$3") "), "
+        AUDIT_CTE("$4", "'intelligence.read'", "'ok'", "'intelligence'", "it.id::text",
+                  "it.subject_id", "it._hub", ", it")
+    " SELECT * FROM it";
+/* clang-format on */
 
 static void one(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -370,24 +355,21 @@ static const struct json_field retract_fields[] = {
     {"reason", JK_STRING, 1, 1, 1000, NULL},
 };
 
+/* clang-format off */
 static const char retract_sql[] =
     "WITH it AS (SELECT i.id, i.retracted_at IS NOT NULL AS done, i.author_agency_id = $2 "
     "  AS ours, s.hub_id FROM intelligence i JOIN subjects s ON s.id = i.subject_id "
-    "  WHERE i.id = $1 AND " INTEL_VISIBLE(
-        "i", "s", "$2",
-        "$3") "), "
-              "u AS (UPDATE intelligence SET retracted_at = now(), retracted_by = $4, "
-              "  retraction_reason = $5 FROM it WHERE intelligence.id = it.id AND it.ours "
-              "  AND NOT it.done AND intelligence.retracted_at IS NULL RETURNING intelligence.*), "
-              "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
-              "  SELECT 'intelligence.retracted', u.subject_id, it.hub_id, u.id FROM u, "
-              "it), " AUDIT_CTE(
-                  "$6", "'intelligence.retract'", "'ok'", "'intelligence'", "u.id::text",
-                  "u.subject_id", "it.hub_id",
-                  ", u, it") " "
-                             "SELECT it.ours AS _ours, it.done AS _done, " INTEL_COLUMNS(
-                                 "u") " "
-                                      "FROM it LEFT JOIN u ON u.id = it.id";
+    "  WHERE i.id = $1 AND " INTEL_VISIBLE("i", "s", "$2", "$3") "), "
+    "u AS (UPDATE intelligence SET retracted_at = now(), retracted_by = $4, "
+    "  retraction_reason = $5 FROM it WHERE intelligence.id = it.id AND it.ours "
+    "  AND NOT it.done AND intelligence.retracted_at IS NULL RETURNING intelligence.*), "
+    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "  SELECT 'intelligence.retracted', u.subject_id, it.hub_id, u.id FROM u, it), "
+        AUDIT_CTE("$6", "'intelligence.retract'", "'ok'", "'intelligence'", "u.id::text",
+                  "u.subject_id", "it.hub_id", ", u, it")
+    " SELECT it.ours AS _ours, it.done AS _done, " INTEL_COLUMNS("u") " FROM it LEFT JOIN u ON "
+        "u.id = it.id";
+/* clang-format on */
 
 static void retracted(struct http_req *r, enum db_status st, PGresult *res)
 {

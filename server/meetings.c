@@ -118,6 +118,7 @@ static const struct json_field create_fields[] = {
 };
 
 /* $1 hub $2 title $3 scheduled_for $4 location $5 subjects $6 agencies $7 user $8 ctx */
+/* clang-format off */
 static const char create_sql[] =
     "WITH bad_subjects AS (SELECT count(*) AS n FROM unnest($5::uuid[]) x "
     "  WHERE x NOT IN (SELECT id FROM subjects WHERE hub_id = $1)), "
@@ -131,10 +132,11 @@ static const char create_sql[] =
     "ma AS (INSERT INTO meeting_agencies (meeting_id, agency_id) "
     "  SELECT m.id, x FROM m, unnest($6::uuid[]) x), "
     "ev AS (INSERT INTO events (type, hub_id, record_id) "
-    "  SELECT 'meeting.scheduled', m.hub_id, m.id FROM m), " AUDIT_CTE(
-        "$8", "'meeting.create'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
-        ", m") " SELECT (SELECT n FROM bad_subjects), (SELECT n FROM bad_agencies), "
-               "(SELECT id FROM m)";
+    "  SELECT 'meeting.scheduled', m.hub_id, m.id FROM m), "
+        AUDIT_CTE("$8", "'meeting.create'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
+                  ", m")
+    " SELECT (SELECT n FROM bad_subjects), (SELECT n FROM bad_agencies), (SELECT id FROM m)";
+/* clang-format on */
 
 static void created(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -197,25 +199,22 @@ void meetings_create(struct http_req *r)
 
 /* ---- GET /v1/meetings?hub_id=&from=&to=: soonest last; cursor paged */
 
-static const char list_sql[] = "WITH rows AS (SELECT " MEETING_DOC(
-    "m") " AS doc, m.id, m.hub_id, m.scheduled_for AS _at, "
-         "  to_char(m.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || "
-         "  m.id AS _cursor FROM meetings m WHERE " MEETING_VISIBLE(
-             "m", "$3",
-             "$4") " "
-                   "  AND ($5::uuid IS NULL OR m.hub_id = $5::uuid) "
-                   "  AND ($6::timestamptz IS NULL OR m.scheduled_for >= $6::timestamptz) "
-                   "  AND ($7::timestamptz IS NULL OR m.scheduled_for < $7::timestamptz) "
-                   "  AND ($1::text IS NULL OR (m.scheduled_for, m.id) < "
-                   "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
-                   "'|', 2)::uuid)) "
-                   "  ORDER BY m.scheduled_for DESC, m.id DESC LIMIT $2::int + "
-                   "1), " AUDIT_CTE(
-                       "$8", "'meeting.read'", "'ok'", "'meeting'", "shown.id::text", "NULL",
-                       "shown.hub_id",
-                       ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
-                       "shown") " "
-                                "SELECT doc, _cursor FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format off */
+static const char list_sql[] =
+    "WITH rows AS (SELECT " MEETING_DOC("m") " AS doc, m.id, m.hub_id, m.scheduled_for AS _at, "
+    "  to_char(m.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || "
+    "  m.id AS _cursor FROM meetings m WHERE " MEETING_VISIBLE("m", "$3", "$4")
+    "   AND ($5::uuid IS NULL OR m.hub_id = $5::uuid) "
+    "  AND ($6::timestamptz IS NULL OR m.scheduled_for >= $6::timestamptz) "
+    "  AND ($7::timestamptz IS NULL OR m.scheduled_for < $7::timestamptz) "
+    "  AND ($1::text IS NULL OR (m.scheduled_for, m.id) < "
+    "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, '|', 2)::uuid)) "
+    "  ORDER BY m.scheduled_for DESC, m.id DESC LIMIT $2::int + 1), "
+        AUDIT_CTE("$8", "'meeting.read'", "'ok'", "'meeting'", "shown.id::text", "NULL",
+                  "shown.hub_id",
+                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown")
+    " SELECT doc, _cursor FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format on */
 
 static void listed(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -265,11 +264,14 @@ done:
 
 /* ---- GET /v1/meetings/{id} */
 
-static const char read_sql[] = "WITH m AS (SELECT " MEETING_DOC(
-    "m") " AS doc, m.id, m.hub_id FROM meetings m "
-         "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), " AUDIT_CTE(
-             "$4", "'meeting.read'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
-             ", m") " SELECT doc FROM m";
+/* clang-format off */
+static const char read_sql[] =
+    "WITH m AS (SELECT " MEETING_DOC("m") " AS doc, m.id, m.hub_id FROM meetings m "
+    "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), "
+        AUDIT_CTE("$4", "'meeting.read'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
+                  ", m")
+    " SELECT doc FROM m";
+/* clang-format on */
 
 void meetings_get(struct http_req *r)
 {
@@ -341,76 +343,64 @@ static int check_array(json_object *o, const char *key, const struct json_field 
 
 /* $1 id $2 agency $3 hubs $4 user $5 title $6 scheduled_for $7 location $8 location given
  * $9 chair $10 add $11 remove $12 invited $13 attendance $14 minutes $15 ctx */
+/* clang-format off */
 static const char patch_sql[] =
-    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE(
-        "m", "$2",
-        "$3") " FOR UPDATE), "
-              "chk AS (SELECT m.id, m.hub_id, m.hub_id = ANY($3::uuid[]) AS mine, m.status, "
-              "  ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM hub_managers hm JOIN users cu ON "
-              "    cu.id = hm.user_id WHERE hm.hub_id = m.hub_id AND hm.user_id = $9::uuid AND "
-              "    cu.active)) AS chair_ok, "
-              "  (SELECT count(*) FROM unnest($10::uuid[]) x WHERE x NOT IN "
-              "    (SELECT id FROM subjects WHERE hub_id = m.hub_id)) AS bad_add, "
-              "  (SELECT count(*) FROM jsonb_array_elements($14::jsonb) e WHERE "
-              "(e->>'subject_id')::uuid "
-              "    NOT IN (SELECT subject_id FROM meeting_subjects WHERE meeting_id = m.id UNION "
-              "ALL "
-              "    SELECT unnest($10::uuid[])) OR (e->>'subject_id')::uuid = ANY($11::uuid[])) "
-              "    AS bad_minutes, "
-              "  (SELECT count(*) FROM unnest($12::uuid[]) x WHERE x NOT IN (SELECT id FROM "
-              "agencies)) "
-              "    AS bad_invited, "
-              "  (SELECT count(*) FROM jsonb_array_elements($13::jsonb) e WHERE NOT EXISTS (SELECT "
-              "1 "
-              "    FROM agencies a WHERE a.id = (e->>'agency_id')::uuid) OR (e->>'user_id' IS NOT "
-              "NULL "
-              "    AND NOT EXISTS (SELECT 1 FROM users au WHERE au.id = (e->>'user_id')::uuid AND "
-              "    au.agency_id = (e->>'agency_id')::uuid))) AS bad_attendance "
-              "  FROM m), "
-              "ok AS (SELECT * FROM chk WHERE mine AND status <> 'closed' AND chair_ok AND bad_add "
-              "= 0 "
-              "  AND bad_minutes = 0 AND bad_invited = 0 AND bad_attendance = 0 AND (status = "
-              "  'scheduled' OR ($6::text IS NULL AND $10::uuid[] IS NULL AND $11::uuid[] IS "
-              "NULL))), "
-              "u AS (UPDATE meetings SET title = coalesce($5, title), scheduled_for = "
-              "  coalesce($6::timestamptz, scheduled_for), location = CASE WHEN $8::bool THEN $7 "
-              "  ELSE location END, chair_id = coalesce($9::uuid, chair_id), updated_at = now() "
-              "  FROM ok WHERE meetings.id = ok.id RETURNING meetings.*), "
-              "add_s AS (INSERT INTO meeting_subjects (meeting_id, subject_id) "
-              "  SELECT u.id, x FROM u, unnest($10::uuid[]) x ON CONFLICT DO NOTHING), "
-              "rm_s AS (DELETE FROM meeting_subjects WHERE meeting_id IN (SELECT id FROM u) "
-              "  AND subject_id = ANY($11::uuid[])), "
-              "rm_a AS (DELETE FROM meeting_agencies WHERE $12::uuid[] IS NOT NULL AND meeting_id "
-              "IN "
-              "  (SELECT id FROM u) AND agency_id <> ALL($12::uuid[])), "
-              "add_a AS (INSERT INTO meeting_agencies (meeting_id, agency_id) "
-              "  SELECT u.id, x FROM u, unnest($12::uuid[]) x ON CONFLICT DO NOTHING), "
-              "rm_t AS (DELETE FROM meeting_attendance WHERE $13::jsonb IS NOT NULL AND meeting_id "
-              "IN "
-              "  (SELECT id FROM u)), "
-              "add_t AS (INSERT INTO meeting_attendance (meeting_id, position, name, agency_id, "
-              "user_id) "
-              "  SELECT u.id, e.n, e.v->>'name', (e.v->>'agency_id')::uuid, "
-              "(e.v->>'user_id')::uuid "
-              "  FROM u, jsonb_array_elements($13::jsonb) WITH ORDINALITY e(v, n)), "
-              "min AS (INSERT INTO meeting_minutes AS mm (meeting_id, subject_id, worried_about, "
-              "  working_well, needs_to_happen, decisions, updated_by) "
-              "  SELECT u.id, (e->>'subject_id')::uuid, e->>'worried_about', e->>'working_well', "
-              "  e->>'needs_to_happen', e->>'decisions', $4 FROM u, "
-              "jsonb_array_elements($14::jsonb) e "
-              "  ON CONFLICT (meeting_id, subject_id) DO UPDATE SET "
-              "  worried_about = coalesce(excluded.worried_about, mm.worried_about), "
-              "  working_well = coalesce(excluded.working_well, mm.working_well), "
-              "  needs_to_happen = coalesce(excluded.needs_to_happen, mm.needs_to_happen), "
-              "  decisions = coalesce(excluded.decisions, mm.decisions), "
-              "  updated_by = excluded.updated_by, updated_at = now()), "
-              "ev AS (INSERT INTO events (type, hub_id, record_id) "
-              "  SELECT 'meeting.updated', u.hub_id, u.id FROM u), " AUDIT_CTE(
-                  "$15", "'meeting.update'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
-                  ", u") " "
-                         "SELECT chk.mine, chk.status, chk.chair_ok, chk.bad_add, chk.bad_minutes, "
-                         "chk.bad_invited, "
-                         "  chk.bad_attendance, u.id FROM chk LEFT JOIN u ON u.id = chk.id";
+    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3")
+        " FOR UPDATE), "
+    "chk AS (SELECT m.id, m.hub_id, m.hub_id = ANY($3::uuid[]) AS mine, m.status, "
+    "  ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM hub_managers hm JOIN users cu ON "
+    "    cu.id = hm.user_id WHERE hm.hub_id = m.hub_id AND hm.user_id = $9::uuid AND "
+    "    cu.active)) AS chair_ok, "
+    "  (SELECT count(*) FROM unnest($10::uuid[]) x WHERE x NOT IN "
+    "    (SELECT id FROM subjects WHERE hub_id = m.hub_id)) AS bad_add, "
+    "  (SELECT count(*) FROM jsonb_array_elements($14::jsonb) e WHERE (e->>'subject_id')::uuid "
+    "    NOT IN (SELECT subject_id FROM meeting_subjects WHERE meeting_id = m.id UNION ALL "
+    "    SELECT unnest($10::uuid[])) OR (e->>'subject_id')::uuid = ANY($11::uuid[])) "
+    "    AS bad_minutes, "
+    "  (SELECT count(*) FROM unnest($12::uuid[]) x WHERE x NOT IN (SELECT id FROM agencies)) "
+    "    AS bad_invited, "
+    "  (SELECT count(*) FROM jsonb_array_elements($13::jsonb) e WHERE NOT EXISTS (SELECT 1 "
+    "    FROM agencies a WHERE a.id = (e->>'agency_id')::uuid) OR (e->>'user_id' IS NOT NULL "
+    "    AND NOT EXISTS (SELECT 1 FROM users au WHERE au.id = (e->>'user_id')::uuid AND "
+    "    au.agency_id = (e->>'agency_id')::uuid))) AS bad_attendance "
+    "  FROM m), "
+    "ok AS (SELECT * FROM chk WHERE mine AND status <> 'closed' AND chair_ok AND bad_add = 0 "
+    "  AND bad_minutes = 0 AND bad_invited = 0 AND bad_attendance = 0 AND (status = "
+    "  'scheduled' OR ($6::text IS NULL AND $10::uuid[] IS NULL AND $11::uuid[] IS NULL))), "
+    "u AS (UPDATE meetings SET title = coalesce($5, title), scheduled_for = "
+    "  coalesce($6::timestamptz, scheduled_for), location = CASE WHEN $8::bool THEN $7 "
+    "  ELSE location END, chair_id = coalesce($9::uuid, chair_id), updated_at = now() "
+    "  FROM ok WHERE meetings.id = ok.id RETURNING meetings.*), "
+    "add_s AS (INSERT INTO meeting_subjects (meeting_id, subject_id) "
+    "  SELECT u.id, x FROM u, unnest($10::uuid[]) x ON CONFLICT DO NOTHING), "
+    "rm_s AS (DELETE FROM meeting_subjects WHERE meeting_id IN (SELECT id FROM u) "
+    "  AND subject_id = ANY($11::uuid[])), "
+    "rm_a AS (DELETE FROM meeting_agencies WHERE $12::uuid[] IS NOT NULL AND meeting_id IN "
+    "  (SELECT id FROM u) AND agency_id <> ALL($12::uuid[])), "
+    "add_a AS (INSERT INTO meeting_agencies (meeting_id, agency_id) "
+    "  SELECT u.id, x FROM u, unnest($12::uuid[]) x ON CONFLICT DO NOTHING), "
+    "rm_t AS (DELETE FROM meeting_attendance WHERE $13::jsonb IS NOT NULL AND meeting_id IN "
+    "  (SELECT id FROM u)), "
+    "add_t AS (INSERT INTO meeting_attendance (meeting_id, position, name, agency_id, user_id) "
+    "  SELECT u.id, e.n, e.v->>'name', (e.v->>'agency_id')::uuid, (e.v->>'user_id')::uuid "
+    "  FROM u, jsonb_array_elements($13::jsonb) WITH ORDINALITY e(v, n)), "
+    "min AS (INSERT INTO meeting_minutes AS mm (meeting_id, subject_id, worried_about, "
+    "  working_well, needs_to_happen, decisions, updated_by) "
+    "  SELECT u.id, (e->>'subject_id')::uuid, e->>'worried_about', e->>'working_well', "
+    "  e->>'needs_to_happen', e->>'decisions', $4 FROM u, jsonb_array_elements($14::jsonb) e "
+    "  ON CONFLICT (meeting_id, subject_id) DO UPDATE SET "
+    "  worried_about = coalesce(excluded.worried_about, mm.worried_about), "
+    "  working_well = coalesce(excluded.working_well, mm.working_well), "
+    "  needs_to_happen = coalesce(excluded.needs_to_happen, mm.needs_to_happen), "
+    "  decisions = coalesce(excluded.decisions, mm.decisions), "
+    "  updated_by = excluded.updated_by, updated_at = now()), "
+    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "  SELECT 'meeting.updated', u.hub_id, u.id FROM u), "
+        AUDIT_CTE("$15", "'meeting.update'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
+                  ", u")
+    " SELECT chk.mine, chk.status, chk.chair_ok, chk.bad_add, chk.bad_minutes, chk.bad_invited, "
+    "  chk.bad_attendance, u.id FROM chk LEFT JOIN u ON u.id = chk.id";
+/* clang-format on */
 
 static void patched(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -556,53 +546,48 @@ done:
 
 /* Start: the window of each young person (since their last RAISE discussion, or 28 days)
  * and exactly which intelligence items and actions are on the agenda are stored. */
+/* clang-format off */
 static const char start_sql[] =
-    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE(
-        "m", "$2",
-        "$3") " FOR UPDATE), "
-              "u AS (UPDATE meetings SET status = 'started', started_at = now(), started_by = $4, "
-              "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'scheduled' "
-              "  AND m.chair_id = $4 RETURNING meetings.*), "
-              "win AS (SELECT ms.subject_id, coalesce((SELECT max(pm.started_at) FROM "
-              "meeting_subjects "
-              "  pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE pms.subject_id = "
-              "ms.subject_id "
-              "  AND pm.id <> u.id AND pm.started_at IS NOT NULL), u.started_at - interval '28 "
-              "days') "
-              "  AS since, u.id AS meeting_id FROM u JOIN meeting_subjects ms ON ms.meeting_id = "
-              "u.id), "
-              "fix AS (UPDATE meeting_subjects SET since = win.since FROM win WHERE "
-              "  meeting_subjects.meeting_id = win.meeting_id AND "
-              "  meeting_subjects.subject_id = win.subject_id), "
-              "items AS (INSERT INTO meeting_agenda_items (meeting_id, subject_id, kind, "
-              "record_id) "
-              "  SELECT win.meeting_id, i.subject_id, 'intelligence', i.id FROM win JOIN "
-              "intelligence i "
-              "  ON i.subject_id = win.subject_id AND i.created_at >= win.since "
-              "  AND i.retracted_at IS NULL), "
-              "acts AS (INSERT INTO meeting_agenda_items (meeting_id, subject_id, kind, record_id) "
-              "  SELECT win.meeting_id, a.subject_id, 'action', a.id FROM win JOIN actions a "
-              "  ON a.subject_id = win.subject_id AND (a.status = 'open' OR (a.status = "
-              "'completed' "
-              "  AND a.completed_at >= win.since))), "
-              "ev AS (INSERT INTO events (type, hub_id, record_id) "
-              "  SELECT 'meeting.started', u.hub_id, u.id FROM u), " AUDIT_CTE(
-                  "$5", "'meeting.start'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
-                  ", u") " "
-                         "SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3")
+        " FOR UPDATE), "
+    "u AS (UPDATE meetings SET status = 'started', started_at = now(), started_by = $4, "
+    "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'scheduled' "
+    "  AND m.chair_id = $4 RETURNING meetings.*), "
+    "win AS (SELECT ms.subject_id, coalesce((SELECT max(pm.started_at) FROM meeting_subjects "
+    "  pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE pms.subject_id = ms.subject_id "
+    "  AND pm.id <> u.id AND pm.started_at IS NOT NULL), u.started_at - interval '28 days') "
+    "  AS since, u.id AS meeting_id FROM u JOIN meeting_subjects ms ON ms.meeting_id = u.id), "
+    "fix AS (UPDATE meeting_subjects SET since = win.since FROM win WHERE "
+    "  meeting_subjects.meeting_id = win.meeting_id AND "
+    "  meeting_subjects.subject_id = win.subject_id), "
+    "items AS (INSERT INTO meeting_agenda_items (meeting_id, subject_id, kind, record_id) "
+    "  SELECT win.meeting_id, i.subject_id, 'intelligence', i.id FROM win JOIN intelligence i "
+    "  ON i.subject_id = win.subject_id AND i.created_at >= win.since "
+    "  AND i.retracted_at IS NULL), "
+    "acts AS (INSERT INTO meeting_agenda_items (meeting_id, subject_id, kind, record_id) "
+    "  SELECT win.meeting_id, a.subject_id, 'action', a.id FROM win JOIN actions a "
+    "  ON a.subject_id = win.subject_id AND (a.status = 'open' OR (a.status = 'completed' "
+    "  AND a.completed_at >= win.since))), "
+    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "  SELECT 'meeting.started', u.hub_id, u.id FROM u), "
+        AUDIT_CTE("$5", "'meeting.start'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
+                  ", u")
+    " SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+/* clang-format on */
 
+/* clang-format off */
 static const char close_sql[] =
-    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE(
-        "m", "$2",
-        "$3") " FOR UPDATE), "
-              "u AS (UPDATE meetings SET status = 'closed', closed_at = now(), closed_by = $4, "
-              "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'started' "
-              "  AND m.chair_id = $4 RETURNING meetings.*), "
-              "ev AS (INSERT INTO events (type, hub_id, record_id) "
-              "  SELECT 'meeting.closed', u.hub_id, u.id FROM u), " AUDIT_CTE(
-                  "$5", "'meeting.close'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
-                  ", u") " "
-                         "SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3")
+        " FOR UPDATE), "
+    "u AS (UPDATE meetings SET status = 'closed', closed_at = now(), closed_by = $4, "
+    "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'started' "
+    "  AND m.chair_id = $4 RETURNING meetings.*), "
+    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "  SELECT 'meeting.closed', u.hub_id, u.id FROM u), "
+        AUDIT_CTE("$5", "'meeting.close'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
+                  ", u")
+    " SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+/* clang-format on */
 
 static void transitioned(struct http_req *r, enum db_status st, PGresult *res)
 {

@@ -17,177 +17,40 @@ struct http_req;
 
 /* The whole meeting as one jsonb value: every young person on it with their team (under
  * "_team", for meeting_render's filter), minutes and the actions agreed in the meeting. */
-#define MEETING_DOC(m)                                                                                            \
-    "jsonb_build_object('id', " m ".id, 'hub_id', " m ".hub_id, 'hub_name', (SELECT name FROM "                   \
-    "hubs WHERE id = " m ".hub_id), 'title', " m ".title, 'scheduled_for', " TS(                                  \
-        m                                                                                                         \
-        ".scheduled_for") ", 'location', " m ".location, 'status', " m ".status, "                                \
-                          "'chair', (SELECT jsonb_build_object('id', id, 'display_name', "                        \
-                          "display_name) FROM users WHERE id = " m ".chair_id), "                                 \
-                          "'created_at', " TS(m ".created_at") ", 'updated_at', " TS(                             \
-                              m                                                                                   \
-                              ".updated_at") ", 'started_at', " TS(m                                              \
-                                                                   ".started_at") ", "                            \
-                                                                                  "'closed_at',"                  \
-                                                                                  " " TS(                         \
-                                                                                      m                           \
-                                                                                      ".closed_"                  \
-                                                                                      "at") ", "                  \
-                                                                                            "'inv"                \
-                                                                                            "ited"                \
-                                                                                            "_age"                \
-                                                                                            "ncie"                \
-                                                                                            "s', "                \
-                                                                                            "coal"                \
-                                                                                            "esce"                \
-                                                                                            "(("                  \
-                                                                                            "SELE"                \
-                                                                                            "CT "                 \
-                                                                                            "json"                \
-                                                                                            "b_"                  \
-                                                                                            "agg("                \
-                                                                                            "json"                \
-                                                                                            "b_"                  \
-                                                                                            "buil"                \
-                                                                                            "d_"                  \
-                                                                                            "obje"                \
-                                                                                            "ct('"                \
-                                                                                            "id',"                \
-                                                                                            " a."                 \
-                                                                                            "id, "                \
-                                                                                            "'nam"                \
-                                                                                            "e', "                \
-                                                                                            "a."                  \
-                                                                                            "name"                \
-                                                                                            ", "                  \
-                                                                                            "'kin"                \
-                                                                                            "d', "                \
-                                                                                            "a."                  \
-                                                                                            "kind"                \
-                                                                                            ") "                  \
-                                                                                            "ORDE"                \
-                                                                                            "R "                  \
-                                                                                            "BY "                 \
-                                                                                            "a."                  \
-                                                                                            "name"                \
-                                                                                            ") "                  \
-                                                                                            "FROM"                \
-                                                                                            " mee"                \
-                                                                                            "ting"                \
-                                                                                            "_age"                \
-                                                                                            "ncie"                \
-                                                                                            "s "                  \
-                                                                                            "ma "                 \
-                                                                                            "JOIN"                \
-                                                                                            " age"                \
-                                                                                            "ncie"                \
-                                                                                            "s a "                \
-                                                                                            "ON "                 \
-                                                                                            "a."                  \
-                                                                                            "id "                 \
-                                                                                            "= "                  \
-                                                                                            "ma."                 \
-                                                                                            "agen"                \
-                                                                                            "cy_"                 \
-                                                                                            "id "                 \
-                                                                                            "WHER"                \
-                                                                                            "E "                  \
-                                                                                            "ma."                 \
-                                                                                            "meet"                \
-                                                                                            "ing_"                \
-                                                                                            "id "                 \
-                                                                                            "= " m                \
-                                                                                            ".id)"                \
-                                                                                            ", "                  \
-                                                                                            "'[]'"                \
-                                                                                            "), "                 \
-                                                                                            "'att"                \
-                                                                                            "enda"                \
-                                                                                            "nce'"                \
-                                                                                            ", "                  \
-                                                                                            "coal"                \
-                                                                                            "esce"                \
-                                                                                            "(("                  \
-                                                                                            "SELE"                \
-                                                                                            "CT "                 \
-                                                                                            "json"                \
-                                                                                            "b_"                  \
-                                                                                            "agg("                \
-                                                                                            "json"                \
-                                                                                            "b_"                  \
-                                                                                            "buil"                \
-                                                                                            "d_"                  \
-                                                                                            "obje"                \
-                                                                                            "ct('"                \
-                                                                                            "name"                \
-                                                                                            "', "                 \
-                                                                                            "t."                  \
-                                                                                            "name"                \
-                                                                                            ", "                  \
-                                                                                            "'age"                \
-                                                                                            "ncy_"                \
-                                                                                            "id',"                \
-                                                                                            " t."                 \
-                                                                                            "agen"                \
-                                                                                            "cy_"                 \
-                                                                                            "id, "                \
-                                                                                            "'use"                \
-                                                                                            "r_"                  \
-                                                                                            "id',"                \
-                                                                                            " t."                 \
-                                                                                            "user"                \
-                                                                                            "_id)"                \
-                                                                                            " "                   \
-                                                                                            "ORDE"                \
-                                                                                            "R "                  \
-                                                                                            "BY "                 \
-                                                                                            "t."                  \
-                                                                                            "posi"                \
-                                                                                            "tion"                \
-                                                                                            ") "                  \
-                                                                                            "FROM"                \
-                                                                                            " "                   \
-                                                                                            "meet"                \
-                                                                                            "ing_"                \
-                                                                                            "atte"                \
-                                                                                            "ndan"                \
-                                                                                            "ce "                 \
-                                                                                            "t "                  \
-                                                                                            "WHER"                \
-                                                                                            "E "                  \
-                                                                                            "t."                  \
-                                                                                            "meet"                \
-                                                                                            "ing_"                \
-                                                                                            "id "                 \
-                                                                                            "= " m                \
-                                                                                            ".id)"                \
-                                                                                            ", "                  \
-                                                                                            "'[]'"                \
-                                                                                            "), "                 \
-                                                                                            "'you"                \
-                                                                                            "ng_"                 \
-                                                                                            "peop"                \
-                                                                                            "le',"                \
-                                                                                            " " MEETING_SUBJECTS( \
-                                                                                                m) ")"
+/* clang-format off */
+#define MEETING_DOC(m)                                                                             \
+    "jsonb_build_object('id', " m ".id, 'hub_id', " m ".hub_id, 'hub_name', (SELECT name FROM "    \
+        "hubs WHERE id = " m ".hub_id), 'title', " m ".title, 'scheduled_for', "                   \
+        TS(m ".scheduled_for") ", 'location', " m ".location, 'status', " m ".status, 'chair', "   \
+        "(SELECT jsonb_build_object('id', id, 'display_name', display_name) FROM users WHERE id "  \
+        "= " m ".chair_id), 'created_at', " TS(m ".created_at") ", 'updated_at', "                 \
+        TS(m ".updated_at") ", 'started_at', " TS(m ".started_at") ", 'closed_at', "               \
+        TS(m ".closed_at") ", 'invited_agencies', coalesce((SELECT "                               \
+        "jsonb_agg(jsonb_build_object('id', a.id, 'name', a.name, 'kind', a.kind) ORDER BY "       \
+        "a.name) FROM meeting_agencies ma JOIN agencies a ON a.id = ma.agency_id WHERE "           \
+        "ma.meeting_id = " m ".id), '[]'), 'attendance', coalesce((SELECT "                        \
+        "jsonb_agg(jsonb_build_object('name', t.name, 'agency_id', t.agency_id, 'user_id', "       \
+        "t.user_id) ORDER BY t.position) FROM meeting_attendance t WHERE t.meeting_id = " m        \
+        ".id), '[]'), 'young_people', " MEETING_SUBJECTS(m) ")"
+/* clang-format on */
 
+/* clang-format off */
 #define MEETING_SUBJECTS(m)                                                                        \
     "coalesce((SELECT jsonb_agg(jsonb_build_object('id', s.id, 'reference', s.reference, "         \
-    "'given_name', s.given_name, 'family_name', s.family_name, 'status', s.status, "               \
-    "'key_worker', s.key_worker, '_hub', s.hub_id, '_team', array(SELECT agency_id FROM "          \
-    "subject_team st WHERE st.subject_id = s.id), "                                                \
-    "'minutes', (SELECT jsonb_build_object('worried_about', mm.worried_about, 'working_well', "    \
-    "mm.working_well, 'needs_to_happen', mm.needs_to_happen, 'decisions', mm.decisions, "          \
-    "'updated_by', mm.updated_by, 'updated_at', " TS(                                              \
-        "mm.updated_at") ") FROM meeting_minutes mm WHERE mm.meeting_id = " m ".id AND "           \
-                         "mm.subject_id = s.id), "                                                 \
-                         "'actions', coalesce((SELECT jsonb_agg(jsonb_build_object('id', x.id, "   \
-                         "'description', x.description, 'owner_agency_id', x.owner_agency_id, "    \
-                         "'assignee_id', x.assignee_id, 'due_date', x.due_date, 'status', "        \
-                         "x.status) ORDER BY x.created_at, x.id) FROM actions x WHERE "            \
-                         "x.meeting_id = " m ".id AND x.subject_id = s.id), '[]')) "               \
-                         "ORDER BY s.reference) FROM meeting_subjects ms JOIN subjects s ON "      \
-                         "s.id = ms.subject_id WHERE ms.meeting_id = " m ".id), '[]')"
+        "'given_name', s.given_name, 'family_name', s.family_name, 'status', s.status, "           \
+        "'key_worker', s.key_worker, '_hub', s.hub_id, '_team', array(SELECT agency_id FROM "      \
+        "subject_team st WHERE st.subject_id = s.id), 'minutes', (SELECT "                         \
+        "jsonb_build_object('worried_about', mm.worried_about, 'working_well', mm.working_well, "  \
+        "'needs_to_happen', mm.needs_to_happen, 'decisions', mm.decisions, 'updated_by', "         \
+        "mm.updated_by, 'updated_at', " TS("mm.updated_at") ") FROM meeting_minutes mm WHERE "     \
+        "mm.meeting_id = " m ".id AND mm.subject_id = s.id), 'actions', coalesce((SELECT "         \
+        "jsonb_agg(jsonb_build_object('id', x.id, 'description', x.description, "                  \
+        "'owner_agency_id', x.owner_agency_id, 'assignee_id', x.assignee_id, 'due_date', "         \
+        "x.due_date, 'status', x.status) ORDER BY x.created_at, x.id) FROM actions x WHERE "       \
+        "x.meeting_id = " m ".id AND x.subject_id = s.id), '[]')) ORDER BY s.reference) FROM "     \
+        "meeting_subjects ms JOIN subjects s ON s.id = ms.subject_id WHERE ms.meeting_id = " m     \
+        ".id), '[]')"
+/* clang-format on */
 
 /* The meeting document (text of MEETING_DOC) as user u may see it: only the young people
  * (with their minutes and actions) u may see. Owned; NULL if the text is not JSON. */

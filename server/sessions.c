@@ -64,49 +64,39 @@ static void login_free(void *p)
 #define STR(x)  #x
 #define XSTR(x) STR(x)
 
-static const char lookup_sql[] = "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT(
-    "'addr:' || $2") ", "
-                     "greatest(" WINDOW_WAIT(
-                         "'user:' || $1",
-                         XSTR(
-                             FAILS_PER_USER)) ", " WINDOW_WAIT("'addr:' || $2",
-                                                               XSTR(
-                                                                   FAILS_PER_ADDR)) "), "
-                                                                                    "u.id, "
-                                                                                    "u.password_"
-                                                                                    "hash, "
-                                                                                    "u.active "
-                                                                                    "FROM (SELECT "
-                                                                                    "1) one LEFT "
-                                                                                    "JOIN users u "
-                                                                                    "ON u.username "
-                                                                                    "= $1";
+/* clang-format off */
+static const char lookup_sql[] =
+    "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT("'addr:' || $2") ", greatest("
+        WINDOW_WAIT("'user:' || $1", XSTR(FAILS_PER_USER)) ", "
+        WINDOW_WAIT("'addr:' || $2", XSTR(FAILS_PER_ADDR)) "), u.id, u.password_hash, u.active "
+        "FROM (SELECT 1) one LEFT JOIN users u ON u.username = $1";
+/* clang-format on */
 
+/* clang-format off */
 static const char success_sql[] =
     "WITH s AS (INSERT INTO sessions (user_id, token_hash, expires_at) "
     "           VALUES ($1, decode($2, 'hex'), now() + interval '24 hours') "
     "           RETURNING id, last_seen, expires_at), "
-    "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3), " AUDIT_CTE(
-        "$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
-        ", s") " "
-               "SELECT to_char(least(s.last_seen + interval '8 hours', s.expires_at) AT TIME ZONE "
-               "'UTC', "
-               "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-               "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-               "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
-               "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
-               "                 WHERE h.user_id = u.id), '{}'), s.id "
-               "FROM s, users u JOIN agencies a ON a.id = u.agency_id, (SELECT count(*) FROM "
-               "audit) x "
-               "WHERE u.id = $1";
+    "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3), "
+        AUDIT_CTE("$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
+                  ", s")
+    " SELECT to_char(least(s.last_seen + interval '8 hours', s.expires_at) AT TIME ZONE 'UTC', "
+    "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
+    "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
+    "                 WHERE h.user_id = u.id), '{}'), s.id FROM s, users u JOIN agencies a ON "
+        "a.id = u.agency_id, (SELECT count(*) FROM audit) x WHERE u.id = $1";
+/* clang-format on */
 
+/* clang-format off */
 static const char failure_sql[] =
     "WITH f AS (INSERT INTO login_failures (key) VALUES ('user:' || $1), ('addr:' || $2)), "
     "old AS (DELETE FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
-    "        AND at < now() - interval '1 day'), " AUDIT_CTE("$3", "$4", "'denied'", "'session'",
-                                                             "NULL", "NULL", "NULL",
-                                                             "") " "
-                                                                 "SELECT count(*) FROM audit";
+    "        AND at < now() - interval '1 day'), "
+        AUDIT_CTE("$3", "$4", "'denied'", "'session'", "NULL", "NULL", "NULL", "")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
 
 /* A hash with the real parameters, for unknown users: the same work either way. */
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
@@ -205,9 +195,13 @@ static void verify_done(void *p)
 
 /* A refused attempt is a sign-in failure too: it is audited, but not counted (or a locked
  * account could never unlock). */
+/* clang-format off */
 static const char throttled_sql[] =
-    "WITH " AUDIT_CTE("$1", "'session.create.throttled'", "'denied'", "'session'", "NULL", "NULL",
-                      "NULL", "") " SELECT count(*) FROM audit";
+    "WITH "
+        AUDIT_CTE("$1", "'session.create.throttled'", "'denied'", "'session'", "NULL", "NULL",
+                  "NULL", "")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
 
 static void throttled(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -281,12 +275,14 @@ void sessions_create(struct http_req *r)
 
 /* ---- DELETE /v1/sessions/current */
 
+/* clang-format off */
 static const char revoke_sql[] =
     "WITH s AS (UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-    "           RETURNING id), " AUDIT_CTE("$2", "'session.revoke'", "'ok'", "'session'",
-                                           "s.id::text", "NULL", "NULL",
-                                           ", s") " "
-                                                  "SELECT count(*) FROM audit";
+    "           RETURNING id), "
+        AUDIT_CTE("$2", "'session.revoke'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
+                  ", s")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
 
 static void revoked(struct http_req *r, enum db_status st, PGresult *res)
 {

@@ -66,17 +66,18 @@ static int manages(const struct http_req *r, const char *hub_id)
     return r->user->role == ROLE_HUB_MANAGER && strstr(r->user->hub_ids, lower) != NULL;
 }
 
+/* clang-format off */
 static const char create_sql[] =
     "WITH s AS (INSERT INTO subjects (hub_id, reference, given_name, family_name, "
     "           date_of_birth, status, key_worker) VALUES ($1, $2, $3, $4, $5, $6, $7) "
     "           RETURNING *), "
     "t AS (INSERT INTO subject_team (subject_id, agency_id) SELECT s.id, unnest($8::uuid[]) "
-    "      FROM s RETURNING agency_id), " AUDIT_CTE(
-        "$9", "'subject.create'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
-        ", s") " "
-               "SELECT " SUBJECT_COLUMNS(
-                   "s") ", coalesce((SELECT array_agg(agency_id ORDER BY agency_id) "
-                        "FROM t), '{}') AS team FROM s";
+    "      FROM s RETURNING agency_id), "
+        AUDIT_CTE("$9", "'subject.create'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
+                  ", s")
+    " SELECT " SUBJECT_COLUMNS("s") ", coalesce((SELECT array_agg(agency_id ORDER BY agency_id) "
+        "FROM t), '{}') AS team FROM s";
+/* clang-format on */
 
 void subjects_create(struct http_req *r)
 {
@@ -115,27 +116,24 @@ void subjects_create(struct http_req *r)
 
 /* ---- list and read: only what the caller may see; one audit row per young person shown */
 
-static const char list_sql[] = "WITH rows AS (SELECT " SUBJECT_COLUMNS(
-    "s") ", "
-         "  array(SELECT agency_id FROM subject_team WHERE subject_id = s.id ORDER BY agency_id) "
-         "  AS team, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || "
-         "  '|' || s.id AS _cursor, s.created_at AS _at "
-         "  FROM subjects s WHERE " SUBJECT_VISIBLE(
-             "s", "$3",
-             "$4") " "
-                   "  AND ($5::uuid IS NULL OR s.hub_id = $5::uuid) "
-                   "  AND ($6::text IS NULL OR strpos(lower(s.reference), lower($6)) > 0 "
-                   "       OR strpos(lower(s.given_name || ' ' || s.family_name), lower($6)) "
-                   "> 0) "
-                   "  AND ($1::text IS NULL OR (s.created_at, s.id) < "
-                   "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, "
-                   "'|', 2)::uuid)) "
-                   "  ORDER BY s.created_at DESC, s.id DESC LIMIT $2::int + 1), " AUDIT_CTE(
-                       "$7", "'subject.read'", "'ok'", "'subject'", "shown.id::text", "shown.id",
-                       "shown.hub_id",
-                       ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) "
-                       "shown") " "
-                                "SELECT * FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format off */
+static const char list_sql[] =
+    "WITH rows AS (SELECT " SUBJECT_COLUMNS("s") ", "
+    "  array(SELECT agency_id FROM subject_team WHERE subject_id = s.id ORDER BY agency_id) "
+    "  AS team, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || "
+    "  '|' || s.id AS _cursor, s.created_at AS _at "
+    "  FROM subjects s WHERE " SUBJECT_VISIBLE("s", "$3", "$4")
+    "   AND ($5::uuid IS NULL OR s.hub_id = $5::uuid) "
+    "  AND ($6::text IS NULL OR strpos(lower(s.reference), lower($6)) > 0 "
+    "       OR strpos(lower(s.given_name || ' ' || s.family_name), lower($6)) > 0) "
+    "  AND ($1::text IS NULL OR (s.created_at, s.id) < "
+    "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, '|', 2)::uuid)) "
+    "  ORDER BY s.created_at DESC, s.id DESC LIMIT $2::int + 1), "
+        AUDIT_CTE("$7", "'subject.read'", "'ok'", "'subject'", "shown.id::text", "shown.id",
+                  "shown.hub_id",
+                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown")
+    " SELECT * FROM rows ORDER BY _at DESC, id DESC";
+/* clang-format on */
 
 static void listed_or_bad_cursor(struct http_req *r, enum db_status st, PGresult *res)
 {
@@ -174,12 +172,15 @@ done:
     free(q);
 }
 
-static const char read_sql[] = "WITH s AS (SELECT " SUBJECT_COLUMNS(
-    "s") ", array(SELECT agency_id FROM subject_team "
-         "           WHERE subject_id = s.id ORDER BY agency_id) AS team FROM subjects s "
-         "           WHERE s.id = $1 AND " SUBJECT_VISIBLE("s", "$2", "$3") "), " AUDIT_CTE(
-             "$4", "'subject.read'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
-             ", s") " SELECT * FROM s";
+/* clang-format off */
+static const char read_sql[] =
+    "WITH s AS (SELECT " SUBJECT_COLUMNS("s") ", array(SELECT agency_id FROM subject_team "
+    "           WHERE subject_id = s.id ORDER BY agency_id) AS team FROM subjects s "
+    "           WHERE s.id = $1 AND " SUBJECT_VISIBLE("s", "$2", "$3") "), "
+        AUDIT_CTE("$4", "'subject.read'", "'ok'", "'subject'", "s.id::text", "s.id", "s.hub_id",
+                  ", s")
+    " SELECT * FROM s";
+/* clang-format on */
 
 void subjects_get(struct http_req *r)
 {
@@ -195,33 +196,28 @@ void subjects_get(struct http_req *r)
 
 /* ---- PATCH: the hub's managers change status, key worker or team; the change is streamed */
 
+/* clang-format off */
 static const char patch_sql[] =
     "WITH target AS (SELECT s.id, s.hub_id = ANY($6::uuid[]) AS mine, "
-    "  " SUBJECT_VISIBLE(
-        "s", "$5",
-        "$6") " AS visible FROM subjects s WHERE s.id = $1), "
-              "u AS (UPDATE subjects SET status = coalesce($2, status), "
-              "      key_worker = coalesce($3, key_worker), updated_at = now() FROM target "
-              "      WHERE subjects.id = target.id AND target.mine RETURNING subjects.*), "
-              "gone AS (DELETE FROM subject_team WHERE $4::uuid[] IS NOT NULL "
-              "         AND subject_id IN (SELECT id FROM u) AND agency_id <> ALL($4::uuid[])), "
-              "added AS (INSERT INTO subject_team (subject_id, agency_id) "
-              "          SELECT u.id, a FROM u, unnest($4::uuid[]) a WHERE $4::uuid[] IS NOT NULL "
-              "          ON CONFLICT DO NOTHING RETURNING agency_id), "
-              "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
-              "       SELECT 'subject.updated', u.id, u.hub_id, u.id FROM u RETURNING "
-              "id), " AUDIT_CTE(
-                  "$7", "'subject.update'", "'ok'", "'subject'", "u.id::text", "u.id", "u.hub_id",
-                  ", u") " "
-                         "SELECT target.mine AS _mine, target.visible AS "
-                         "_visible, " SUBJECT_COLUMNS(
-                             "u") ", "
-                                  "  CASE WHEN $4::uuid[] IS NULL THEN array(SELECT agency_id FROM "
-                                  "subject_team "
-                                  "       WHERE subject_id = u.id ORDER BY agency_id) "
-                                  "  ELSE array(SELECT DISTINCT a FROM unnest($4::uuid[]) a ORDER "
-                                  "BY a) END AS team "
-                                  "FROM target LEFT JOIN u ON u.id = target.id";
+    "  " SUBJECT_VISIBLE("s", "$5", "$6") " AS visible FROM subjects s WHERE s.id = $1), "
+    "u AS (UPDATE subjects SET status = coalesce($2, status), "
+    "      key_worker = coalesce($3, key_worker), updated_at = now() FROM target "
+    "      WHERE subjects.id = target.id AND target.mine RETURNING subjects.*), "
+    "gone AS (DELETE FROM subject_team WHERE $4::uuid[] IS NOT NULL "
+    "         AND subject_id IN (SELECT id FROM u) AND agency_id <> ALL($4::uuid[])), "
+    "added AS (INSERT INTO subject_team (subject_id, agency_id) "
+    "          SELECT u.id, a FROM u, unnest($4::uuid[]) a WHERE $4::uuid[] IS NOT NULL "
+    "          ON CONFLICT DO NOTHING RETURNING agency_id), "
+    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "       SELECT 'subject.updated', u.id, u.hub_id, u.id FROM u RETURNING id), "
+        AUDIT_CTE("$7", "'subject.update'", "'ok'", "'subject'", "u.id::text", "u.id", "u.hub_id",
+                  ", u")
+    " SELECT target.mine AS _mine, target.visible AS _visible, " SUBJECT_COLUMNS("u") ", "
+    "  CASE WHEN $4::uuid[] IS NULL THEN array(SELECT agency_id FROM subject_team "
+    "       WHERE subject_id = u.id ORDER BY agency_id) "
+    "  ELSE array(SELECT DISTINCT a FROM unnest($4::uuid[]) a ORDER BY a) END AS team FROM target "
+        "LEFT JOIN u ON u.id = target.id";
+/* clang-format on */
 
 static void patched(struct http_req *r, enum db_status st, PGresult *res)
 {

@@ -9,14 +9,14 @@
     "WHERE vt.subject_id = " s ".id AND vt.agency_id = " agency "::uuid))"
 
 /* A subject's columns as the API shows them. */
+/* clang-format off */
 #define SUBJECT_COLUMNS(s)                                                                         \
-    s ".id, " s ".hub_id, " s ".reference, " s ".given_name, " s ".family_name, "                  \
-      "to_char(" s ".date_of_birth, 'YYYY-MM-DD') AS date_of_birth, " s ".status, " s              \
-      ".key_worker, "                                                                              \
-      "to_char(" s ".created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS "         \
-      "created_at, "                                                                               \
-      "to_char(" s ".updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS "         \
-      "updated_at"
+    s ".id, " s ".hub_id, " s ".reference, " s ".given_name, " s ".family_name, to_char(" s        \
+        ".date_of_birth, 'YYYY-MM-DD') AS date_of_birth, " s ".status, " s ".key_worker, to_char(" \
+        s ".created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at, "      \
+        "to_char(" s ".updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS "       \
+        "updated_at"
+/* clang-format on */
 
 /* Age in whole years on the date today (both "YYYY-MM-DD"); -1 if dob is not a real date or
  * is after today. */
