@@ -335,9 +335,9 @@ static void md_action(struct sbuf *b, json_object *a)
         sbuf_add(b, " Done: ");
         sbuf_md(b, jget(a, "completion_note"));
     }
-    if (jget(a, "blocked_reason") != NULL) {
+    if (jget(a, "cannot_complete_reason") != NULL) {
         sbuf_add(b, " **Cannot complete:** ");
-        sbuf_md(b, jget(a, "blocked_reason"));
+        sbuf_md(b, jget(a, "cannot_complete_reason"));
     }
     if (jget(jobj(a, "latest_progress"), "note") != NULL) {
         sbuf_add(b, " Progress: ");
@@ -501,9 +501,9 @@ static void html_action(struct sbuf *b, json_object *a, int overdue)
         sbuf_add(b, "<br>Done: ");
         sbuf_html(b, jget(a, "completion_note"));
     }
-    if (jget(a, "blocked_reason") != NULL) {
+    if (jget(a, "cannot_complete_reason") != NULL) {
         sbuf_add(b, "<br><strong>Cannot complete:</strong> ");
-        sbuf_html(b, jget(a, "blocked_reason"));
+        sbuf_html(b, jget(a, "cannot_complete_reason"));
     }
     if (jget(jobj(a, "latest_progress"), "note") != NULL) {
         sbuf_add(b, "<br>Progress: ");

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "agenda.h"
 
+#include "actions.h"
 #include "audit.h"
 #include "auth.h"
 #include "http.h"
@@ -51,21 +52,6 @@
     "pms.meeting_id WHERE pms.subject_id = " s ".id AND pm.id IS DISTINCT FROM " meeting           \
     " AND pm.started_at IS NOT NULL AND pm.started_at < " ref ")"
 
-/* clang-format off */
-#define ACTION_DOC(a, tz)                                                                          \
-    "jsonb_build_object('id', " a ".id, 'subject_id', " a ".subject_id, 'meeting_id', " a          \
-        ".meeting_id, 'description', " a ".description, 'owner_agency', (SELECT "                  \
-        "jsonb_build_object('id', oa.id, 'name', oa.name) FROM agencies oa WHERE oa.id = " a       \
-        ".owner_agency_id), 'assignee', (SELECT jsonb_build_object('id', au.id, 'display_name', "  \
-        "au.display_name) FROM users au WHERE au.id = " a ".assignee_id), 'due_date', " a          \
-        ".due_date, 'status', " a ".status, 'state', CASE WHEN " a ".status = 'open' AND " a       \
-        ".due_date < (now() AT TIME ZONE " tz ")::date THEN 'overdue' ELSE " a ".status END, "     \
-        "'created_at', " TS(a ".created_at") ", 'completed_at', " TS(a ".completed_at") ", "       \
-        "'completion_note', " a ".completion_note, 'evidence_ref', " a ".evidence_ref, "           \
-        "'blocked_reason', " a ".blocked_reason, 'latest_progress', (SELECT "                      \
-        "jsonb_build_object('at', " TS("ah.at") ", 'note', ah.note) FROM action_history ah WHERE " \
-        "ah.action_id = " a ".id AND ah.kind = 'progress' ORDER BY ah.id DESC LIMIT 1))"
-/* clang-format on */
 
 /* Overdue at the reference time: due before that day (hub time zone) and still open then. */
 #define OVERDUE_AT(a, ref, tz)                                                                     \
@@ -100,7 +86,7 @@ static const char agenda_sql[] =
     "UNION ALL SELECT 'subject', w.id, jsonb_build_object('subject', w.doc, 'since', "
         TS("w.since") ", 'last_discussed', " TS("w.last_met") ", 'days_since_met', "
     "  extract(epoch FROM m.ref - w.last_met) / 86400), NULL, NULL, " INTEL_NULLS " FROM m, w "
-    "UNION ALL SELECT 'action', a.subject_id, " ACTION_DOC("a", "m.tz") ", "
+    "UNION ALL SELECT 'action', a.subject_id, " ACTION_JSON("a") ", "
     "  a.due_date - (m.ref AT TIME ZONE m.tz)::date, " OVERDUE_AT("a", "m.ref", "m.tz") ", "
     "  " INTEL_NULLS " FROM m, w JOIN actions a ON a.subject_id = w.id "
     "  WHERE CASE WHEN m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE "

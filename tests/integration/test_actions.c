@@ -535,6 +535,58 @@ START_TEST(lists_filters_and_counts)
 }
 END_TEST
 
+/* ---- the agenda shows the actions, with what the owner agency said */
+
+START_TEST(agenda_shows_actions)
+{
+    char body[1024], path[256];
+    snprintf(body, sizeof(body),
+             "{\"hub_id\":\"%s\",\"title\":\"RAISE\",\"scheduled_for\":\"2026-12-20T10:00:00Z\","
+             "\"subject_ids\":[\"%s\"],\"invited_agencies\":[\"%s\"]}",
+             w.hub, w.subject, w.health);
+    json_object *m = call(w.mgr, "POST", "/v1/meetings", body, 201);
+    char *mid = strdup(itest_jstr(m, "id"));
+    json_object_put(m);
+    snprintf(path, sizeof(path), "/v1/meetings/%s/actions", mid);
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"owner_agency_id\":\"%s\",\"description\":\"Book a "
+             "<b>GP</b> appointment\",\"due_date\":\"%s\"}",
+             w.subject, w.health, day(10));
+    json_object *act = call(w.mgr, "POST", path, body, 201);
+    char *id = strdup(itest_jstr(act, "id"));
+    json_object_put(act);
+    snprintf(path, sizeof(path), "/v1/actions/%s/cannot-complete", id);
+    json_object_put(
+        call(w.nurse, "POST", path, "{\"reason\":\"Surgery closed to new patients\"}", 200));
+    snprintf(path, sizeof(path), "/v1/meetings/%s/agenda", mid);
+    json_object *ag = call(w.nurse, "GET", path, NULL, 200);
+    json_object *e = json_object_array_get_idx(member(ag, "young_people"), 0);
+    json_object *open = member(member(e, "needs_to_happen"), "open");
+    ck_assert_msg(open != NULL && json_object_array_length(open) >= 1, "%s",
+                  json_object_to_json_string(e));
+    int found = 0;
+    for (size_t i = 0; i < json_object_array_length(open); i++) {
+        json_object *x = json_object_array_get_idx(open, i);
+        if (strcmp(itest_jstr(x, "id"), id) == 0) {
+            found = 1;
+            ck_assert_str_eq(itest_jstr(x, "cannot_complete_reason"),
+                             "Surgery closed to new patients");
+        }
+    }
+    ck_assert(found);
+    json_object_put(ag);
+    snprintf(path, sizeof(path), "/v1/meetings/%s/agenda?format=html", mid);
+    struct https_response r = {0};
+    itest_call(&a, w.nurse, "GET", path, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(strstr(r.body, "Surgery closed to new patients") != NULL);
+    ck_assert(strstr(r.body, "&lt;b&gt;GP&lt;/b&gt;") != NULL && strstr(r.body, "<b>GP") == NULL);
+    https_response_clear(&r);
+    free(id);
+    free(mid);
+}
+END_TEST
+
 /* ---- the live stream */
 
 START_TEST(stream_events)
@@ -721,6 +773,7 @@ Suite *actions_suite(void)
     tcase_add_test(tc, bad_input_writes_nothing);
     tcase_add_test(tc, history_and_visibility);
     tcase_add_test(tc, lists_filters_and_counts);
+    tcase_add_test(tc, agenda_shows_actions);
     tcase_add_test(tc, stream_events);
     tcase_add_test(tc, concurrent_completion_one_wins);
     tcase_add_test(tc, overdue_across_a_restart);

@@ -163,7 +163,7 @@ static json_object *hostile_agenda(void)
              "\"worried_about\":[{\"summary\":\"%s\",\"category\":\"other\",\"risk_level\":"
              "\"high\",\"grading\":{\"text\":\"2C C\",\"conditions\":\"%s\"}}],"
              "\"working_well\":[],\"needs_to_happen\":{\"overdue\":[{\"description\":\"%s\","
-             "\"owner_agency\":{\"name\":\"%s\"},\"blocked_reason\":\"%s\"}]}}]}",
+             "\"owner_agency\":{\"name\":\"%s\"},\"cannot_complete_reason\":\"%s\"}]}}]}",
              "T", "H", "C", "A", "R", "G", "F", "why", "S", "K", "D", "O", "B");
     json_object *o = json_tokener_parse(doc);
     /* put the hostile text in every string */
@@ -184,7 +184,7 @@ static json_object *hostile_agenda(void)
     json_object_object_get_ex(nth, "overdue", &od);
     json_object *act = json_object_array_get_idx(od, 0);
     json_object_object_add(act, "description", json_object_new_string(hostile));
-    json_object_object_add(act, "blocked_reason", json_object_new_string(hostile));
+    json_object_object_add(act, "cannot_complete_reason", json_object_new_string(hostile));
     return o;
 }
 
