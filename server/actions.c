@@ -37,25 +37,11 @@ static const char doc_sql[] =
     "FROM actions a WHERE a.id = $1";
 /* clang-format on */
 
-static void doc_done(struct http_req *r, enum db_status st, PGresult *res)
-{
-    if (st != DB_OK) {
-        http_reply_db_error(r, res);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        http_reply_error(r, 404, "there is no such record");
-        return;
-    }
-    json_object *o = json_tokener_parse(PQgetvalue(res, 0, 0));
-    http_reply_json(r, (int)(long)r->handler_data, o);
-}
-
 static void reply_action(struct http_req *r, const char *id, int status)
 {
     const char *params[] = {id};
     r->handler_data = (void *)(long)status;
-    http_query(r, doc_sql, 1, params, doc_done);
+    http_query(r, doc_sql, 1, params, res_reply_document);
 }
 
 /* 1 if key is absent or a real date "YYYY-MM-DD"; else adds the field error. */
@@ -406,15 +392,7 @@ static const char read_sql[] =
 
 void actions_get(struct http_req *r)
 {
-    char *id = res_path_id(r);
-    if (id == NULL)
-        return;
-    char *ctx = audit_context(r);
-    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
-    r->handler_data = (void *)200L;
-    http_query(r, read_sql, 4, params, doc_done);
-    free(ctx);
-    free(id);
+    res_get_visible(r, read_sql, res_reply_document);
 }
 
 /* ---- GET /v1/actions: filters, newest first or by due date, cursor paged; one audit row per
@@ -655,7 +633,7 @@ void actions_summary(struct http_req *r)
     char *ctx = audit_context(r);
     const char *params[] = {r->user->agency_id, r->user->hub_ids, agency, hub, ctx};
     r->handler_data = (void *)200L;
-    http_query(r, summary_sql, 5, params, doc_done);
+    http_query(r, summary_sql, 5, params, res_reply_document);
     free(ctx);
     free(agency);
     free(hub);

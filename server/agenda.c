@@ -52,7 +52,6 @@
     "pms.meeting_id WHERE pms.subject_id = " s ".id AND pm.id IS DISTINCT FROM " meeting           \
     " AND pm.started_at IS NOT NULL AND pm.started_at < " ref ")"
 
-
 /* Overdue at the reference time: due before that day (hub time zone) and still open then. */
 #define OVERDUE_AT(a, ref, tz)                                                                     \
     "(" a ".due_date < (" ref " AT TIME ZONE " tz ")::date AND (" a ".status = 'open' OR "         \

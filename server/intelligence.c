@@ -338,15 +338,7 @@ static void one(struct http_req *r, enum db_status st, PGresult *res)
 
 void intelligence_get(struct http_req *r)
 {
-    char *id = res_path_id(r);
-    if (id == NULL)
-        return;
-    char *ctx = audit_context(r);
-    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
-    r->handler_data = (void *)200L;
-    http_query(r, read_sql, 4, params, one);
-    free(ctx);
-    free(id);
+    res_get_visible(r, read_sql, one);
 }
 
 /* ---- POST /v1/intelligence/{id}/retract: the author's agency; kept, marked, streamed */

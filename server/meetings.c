@@ -275,15 +275,7 @@ static const char read_sql[] =
 
 void meetings_get(struct http_req *r)
 {
-    char *id = res_path_id(r);
-    if (id == NULL)
-        return;
-    char *ctx = audit_context(r);
-    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
-    r->handler_data = (void *)200L;
-    http_query(r, read_sql, 4, params, doc_done);
-    free(ctx);
-    free(id);
+    res_get_visible(r, read_sql, doc_done);
 }
 
 /* ---- PATCH /v1/meetings/{id}: the hub's managers, until the meeting is closed */

@@ -2,6 +2,8 @@
  * constraint violations to the client's mistake. */
 #include "resource.h"
 
+#include "audit.h"
+#include "auth.h"
 #include "http.h"
 #include "json.h"
 #include "problem.h"
@@ -217,4 +219,30 @@ char *res_path_id(struct http_req *r)
     for (char *c = id; *c; c++)
         *c = (char)tolower((unsigned char)*c);
     return xstrdup(id);
+}
+
+void res_get_visible(struct http_req *r, const char *sql, http_db_cb done)
+{
+    char *id = res_path_id(r);
+    if (id == NULL)
+        return;
+    char *ctx = audit_context(r);
+    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
+    r->handler_data = (void *)200L;
+    http_query(r, sql, 4, params, done);
+    free(ctx);
+    free(id);
+}
+
+void res_reply_document(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK) {
+        http_reply_db_error(r, res);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        http_reply_error(r, 404, "there is no such record");
+        return;
+    }
+    http_reply_json(r, (int)(long)r->handler_data, json_tokener_parse(PQgetvalue(res, 0, 0)));
 }

@@ -3,6 +3,7 @@
 #define RAISE_RESOURCE_H
 
 #include "db.h"
+#include "http.h"
 
 #include <json-c/json.h>
 #include <stddef.h>
@@ -34,6 +35,12 @@ json_object *res_next_cursor(PGresult *res, int n, int limit, int col);
 int res_page(struct http_req *r, int *limit, char **before);
 /* A list statement with $1 = before, $2 = limit. */
 void res_run_list(struct http_req *r, const char *sql);
+/* Read one record the caller may see: sql takes $1 the {id} path parameter, $2 the caller's
+ * agency, $3 their hubs, $4 the audit context; done gets the result (handler_data = 200). */
+void res_get_visible(struct http_req *r, const char *sql, http_db_cb done);
+/* Reply with column 0 of the first row, a JSON document, with the status in handler_data;
+ * 404 when there is no row. */
+void res_reply_document(struct http_req *r, enum db_status st, PGresult *res);
 /* The {id} path parameter (lowercased, owned); NULL after a 404 if it is not a UUID. */
 char *res_path_id(struct http_req *r);
 

@@ -184,14 +184,7 @@ static const char read_sql[] =
 
 void subjects_get(struct http_req *r)
 {
-    char *id = res_path_id(r);
-    if (id == NULL)
-        return;
-    char *ctx = audit_context(r);
-    const char *params[] = {id, r->user->agency_id, r->user->hub_ids, ctx};
-    http_query(r, read_sql, 4, params, res_updated); /* no row: 404, hidden or absent alike */
-    free(ctx);
-    free(id);
+    res_get_visible(r, read_sql, res_updated);
 }
 
 /* ---- PATCH: the hub's managers change status, key worker or team; the change is streamed */

@@ -194,6 +194,18 @@ void itest_server_start(struct itest_server *s, const char *extra)
     ck_assert_msg(s->port > 0, "raised did not write its port file");
 }
 
+/* A sanitizer build's server reports memory errors, leaks (at exit) and undefined behaviour
+ * in its log: any such report fails the test that stopped it. */
+static void check_sanitizer_report(const struct itest_server *s)
+{
+    if (itest_sh("grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' '%s'", s->log) == 0) {
+        itest_sh("grep -n -A 40 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' '%s' | "
+                 "head -n 80 >&2",
+                 s->log);
+        ck_abort_msg("raised's log %s has a sanitizer report (above)", s->log);
+    }
+}
+
 int itest_server_stop(struct itest_server *s, int sig, int timeout_s)
 {
     int st;
@@ -203,6 +215,7 @@ int itest_server_stop(struct itest_server *s, int sig, int timeout_s)
     for (int i = 0; i < timeout_s * 50; i++) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
+            check_sanitizer_report(s);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
         itest_sleep_ms(20);
