@@ -192,6 +192,20 @@ void itest_server_start(struct itest_server *s, const char *extra)
             itest_sleep_ms(20);
     }
     ck_assert_msg(s->port > 0, "raised did not write its port file");
+    /* ready: its pool has connected (/healthz 200), as a load balancer would wait for. A test
+     * that starts it with the database down gets on after 5 s. */
+    struct https_opts o = itest_opts(s);
+    for (int i = 0; i < 250; i++) {
+        struct https_response r = {0};
+        char *cause = NULL;
+        int rc = https_fetch(&o, "GET", "/healthz", NULL, NULL, 0, &r, &cause);
+        int up = rc == 0 && r.status == 200;
+        https_response_clear(&r);
+        free(cause);
+        if (up)
+            break;
+        itest_sleep_ms(20);
+    }
 }
 
 /* A sanitizer build's server reports memory errors, leaks (at exit) and undefined behaviour
