@@ -526,6 +526,7 @@ static int list_query_read(struct http_req *r, struct list_query *q)
     free(sort);
     if (bad != NULL) {
         http_reply_error(r, 400, bad);
+        list_query_clear(q);
         return -1;
     }
     /* a practitioner's (or officer's) default: their own agency's open and overdue actions */
