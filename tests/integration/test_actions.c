@@ -665,6 +665,65 @@ START_TEST(concurrent_completion_one_wins)
 }
 END_TEST
 
+/* Lists audit one row per young person shown, many rows per statement: 4 clients listing at
+ * once on two instances leave one whole chain, in order and without gaps. */
+struct lister {
+    const struct itest_server *s;
+    const char *token;
+    int failures;
+};
+
+static void *list_many(void *arg)
+{
+    struct lister *x = arg;
+    for (int i = 0; i < 15; i++) {
+        struct https_response r = {0};
+        itest_call(x->s, x->token, "GET", "/v1/actions?status=open,overdue,completed&limit=20",
+                   NULL, &r);
+        x->failures += r.status != 200;
+        https_response_clear(&r);
+    }
+    return NULL;
+}
+
+START_TEST(multi_row_audits_keep_one_chain)
+{
+    itest_server_start(&b, NULL);
+    for (int i = 0; i < 12; i++) { /* 12 young people, one action each */
+        char team[160];
+        snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+        char *s = new_subject(team);
+        free(new_action(s, w.health, 5, NULL));
+        free(s);
+    }
+    char *before = itest_sql_value("SELECT seq FROM audit_head");
+    struct lister x[4] = {{&a, w.nurse, 0}, {&b, w.nurse2, 0}, {&a, w.mgr, 0}, {&b, w.mgr, 0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, list_many, &x[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(x[i].failures, 0);
+    /* many rows per statement, and the head is the last row */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT count(*) FROM audit_log WHERE seq > %s) = (SELECT seq FROM "
+             "audit_head) - %s AND (SELECT max(seq) FROM audit_log) = (SELECT seq FROM "
+             "audit_head) AND (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1) = (SELECT "
+             "hash FROM audit_head) AND (SELECT count(*) FROM audit_log WHERE seq > %s AND "
+             "action = 'action.read') >= 60 * 10",
+             before, before, before);
+    char *ok = itest_sql_value(sql);
+    ck_assert_str_eq(ok, "t");
+    free(ok);
+    free(before);
+    json_object *v = call(w.admin, "GET", "/v1/audit/verify", NULL, 200);
+    ck_assert_msg(json_object_get_boolean(member(v, "ok")), "%s", json_object_to_json_string(v));
+    json_object_put(v);
+}
+END_TEST
+
 /* ---- overdue: exactly once, with two instances sweeping every second */
 
 static int overdue_events(const char *ids_list)
@@ -777,6 +836,7 @@ Suite *actions_suite(void)
     tcase_add_test(tc, agenda_shows_actions);
     tcase_add_test(tc, stream_events);
     tcase_add_test(tc, concurrent_completion_one_wins);
+    tcase_add_test(tc, multi_row_audits_keep_one_chain);
     tcase_add_test(tc, overdue_across_a_restart);
     suite_add_tcase(s, tc);
     TCase *fast = tcase_create("overdue");
