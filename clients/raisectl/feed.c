@@ -47,17 +47,17 @@ static const char *reference(struct rc *rc, struct refs *refs, const char *subje
     return json_object_get_string(v);
 }
 
-/* "2026-12-05T08:10:03Z" -> "2026-12-05 08:10:03" */
+/* "2026-12-05T08:10:03Z" -> "12-05 08:10:03" (UTC) */
 static void when(const char *ts, char out[24])
 {
     if (strlen(ts) >= 19) {
-        snprintf(out, 24, "%.10s %.8s", ts, ts + 11);
+        snprintf(out, 24, "%.5s %.8s", ts + 5, ts + 11);
         return;
     }
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(out, 24, "%Y-%m-%d %H:%M:%S", &tm);
+    strftime(out, 24, "%m-%d %H:%M:%S", &tm);
 }
 
 static void summary_of(const char *type, json_object *d, char *out, size_t cap)
@@ -111,7 +111,9 @@ static void print_event(struct rc *rc, struct refs *refs, long long id, const ch
         if (ref[0] == '\0')
             ref = reference(rc, refs, rc_str(d, "subject_id"));
         summary_of(type, d, sum, sizeof(sum));
-        printf("%s  %-22s %-14s %s\n", t, type, ref, rc_fit(sum, 40, cell, sizeof(cell)));
+        char r[64];
+        printf("%s  %-22s %-12s %s\n", t, type, rc_fit(ref, 12, r, sizeof(r)),
+               rc_fit(sum, 48, cell, sizeof(cell)));
     }
     fflush(stdout);
     json_object_put(d);
