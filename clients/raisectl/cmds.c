@@ -17,7 +17,7 @@ static const struct opt globals[] = {
     {"key", NULL, K_STR, 0, "FILE", "its key (RAISE_KEY)"},
     {"json", NULL, K_BOOL, 0, NULL, "print the server's JSON"},
     {"help", NULL, K_BOOL, 0, NULL, "this help"},
-    {NULL}};
+    {0}};
 
 static const struct cmd *current; /* for usage messages */
 

@@ -279,7 +279,7 @@ int cmd_suggest(struct rc *rc, const struct cmd *c, struct args *a)
                                          {"SCORE", "score", 5},
                                          {"REFERENCE", "subject.reference", 12},
                                          {"WHY", "reasons", 0},
-                                         {NULL}};
+                                         {0}};
     json_object *body = NULL, *out = NULL;
     if (cmds_body(c, a, &body) < 0)
         return RC_USAGE;

@@ -19,13 +19,13 @@
         "before", "before", K_STR, 0, "CURSOR", "the next page (printed under a table)"            \
     }
 
-static const struct opt o_none[] = {{NULL}};
+static const struct opt o_none[] = {{0}};
 static const struct opt o_login[] = {
     {"username", NULL, K_STR, 0, "NAME", "your username (asked for if not given)"},
     {"password-stdin", NULL, K_BOOL, 0, NULL, "read the password from the first line of stdin"},
-    {NULL}};
+    {0}};
 static const struct opt o_feed[] = {
-    {"since", NULL, K_STR, 0, "ID", "replay the events after event ID first"}, {NULL}};
+    {"since", NULL, K_STR, 0, "ID", "replay the events after event ID first"}, {0}};
 static const struct opt o_intel_post[] = {
     {"subject", "subject_id", K_STR, 0, "ID", "the young person"},
     {"category", "category", K_STR, 0, "CAT", "missing_from_home, arrest, cse_concern... "},
@@ -40,14 +40,14 @@ static const struct opt o_intel_post[] = {
     {"restrict", "restricted_to", K_LIST, 0, "AGENCY,...", "only these agencies on the team"},
     {"idempotency-key", NULL, K_STR, 0, "KEY", "retry key (default: a new random one)"},
     {"file", NULL, K_STR, 0, "FILE|-", "a JSON body (- = stdin); flags override its fields"},
-    {NULL}};
+    {0}};
 static const struct opt o_intel_list[] = {
     {"subject", "subject_id", K_STR, 0, "ID", "one young person"},
     {"since", "since", K_STR, 0, "TIME", "posted at or after TIME"},
     {"category", "category", K_STR, 0, "CAT", "one category"},
     LIST_OPTS,
-    {NULL}};
-static const struct opt o_reason[] = {{"reason", "reason", K_STR, REQ, "TEXT", "why"}, {NULL}};
+    {0}};
+static const struct opt o_reason[] = {{"reason", "reason", K_STR, REQ, "TEXT", "why"}, {0}};
 static const struct opt o_subj_add[] = {
     {"hub", "hub_id", K_STR, REQ, "ID", "the hub"},
     {"reference", "reference", K_STR, REQ, "REF", "the hub's reference, unique in the hub"},
@@ -57,16 +57,16 @@ static const struct opt o_subj_add[] = {
     {"status", "status", K_STR, REQ, "S", "in_care, edge_of_care, edging_to_care, care_leaver"},
     {"key-worker", "key_worker", K_STR, REQ, "NAME", "key worker"},
     {"team", "team", K_LIST, REQ, "AGENCY,...", "the agencies around them"},
-    {NULL}};
+    {0}};
 static const struct opt o_subj_list[] = {{"hub", "hub_id", K_STR, 0, "ID", "one hub"},
                                          {"q", "q", K_STR, 0, "TEXT", "name or reference"},
                                          LIST_OPTS,
-                                         {NULL}};
+                                         {0}};
 static const struct opt o_subj_update[] = {
     {"status", "status", K_STR, 0, "S", "in_care, edge_of_care, edging_to_care, care_leaver"},
     {"key-worker", "key_worker", K_STR, 0, "NAME", "key worker"},
     {"team", "team", K_LIST, 0, "AGENCY,...", "the new team (replaces it)"},
-    {NULL}};
+    {0}};
 static const struct opt o_meet_sched[] = {
     {"hub", "hub_id", K_STR, REQ, "ID", "the hub"},
     {"title", "title", K_STR, REQ, "TEXT", "title"},
@@ -74,29 +74,29 @@ static const struct opt o_meet_sched[] = {
     {"location", "location", K_STR, 0, "TEXT", "where"},
     {"subjects", "subject_ids", K_LIST, 0, "ID,...", "young people to discuss"},
     {"invite", "invited_agencies", K_LIST, 0, "AGENCY,...", "agencies to invite"},
-    {NULL}};
+    {0}};
 static const struct opt o_meet_list[] = {{"hub", "hub_id", K_STR, 0, "ID", "one hub"},
                                          {"from", "from", K_STR, 0, "TIME", "from TIME"},
                                          {"to", "to", K_STR, 0, "TIME", "until TIME"},
                                          LIST_OPTS,
-                                         {NULL}};
+                                         {0}};
 static const struct opt o_meet_add[] = {
-    {"subjects", "add_subjects", K_LIST, REQ, "ID,...", "young people to add"}, {NULL}};
+    {"subjects", "add_subjects", K_LIST, REQ, "ID,...", "young people to add"}, {0}};
 static const struct opt o_meet_att[] = {
-    {"attendee", NULL, K_MULTI, REQ, "NAME,AGENCY[,USER]", "one who came (repeat)"}, {NULL}};
+    {"attendee", NULL, K_MULTI, REQ, "NAME,AGENCY[,USER]", "one who came (repeat)"}, {0}};
 static const struct opt o_meet_min[] = {
     {"subject", NULL, K_STR, REQ, "ID", "the young person"},
     {"worried", NULL, K_STR, 0, "TEXT", "what are we worried about?"},
     {"working-well", NULL, K_STR, 0, "TEXT", "what's working well?"},
     {"needs", NULL, K_STR, 0, "TEXT", "what needs to happen?"},
     {"decisions", NULL, K_STR, 0, "TEXT", "decisions taken"},
-    {NULL}};
+    {0}};
 static const struct opt o_agenda[] = {
     {"format", NULL, K_STR, 0, "md|html|json", "markdown (default), HTML or JSON"},
     {"o", NULL, K_STR, 0, "FILE", "write to FILE instead of stdout"},
-    {NULL}};
+    {0}};
 static const struct opt o_suggest[] = {{"limit", "limit", K_INT, 0, "N", "1-200 (default 20)"},
-                                       {NULL}};
+                                       {0}};
 static const struct opt o_act_add[] = {
     {"subject", "subject_id", K_STR, REQ, "ID", "the young person"},
     {"owner", "owner_agency_id", K_STR, REQ, "AGENCY", "the agency that owns it (on the team)"},
@@ -104,7 +104,7 @@ static const struct opt o_act_add[] = {
     {"due", "due_date", K_STR, REQ, "DATE", "due date (YYYY-MM-DD)"},
     {"assignee", "assignee_id", K_STR, 0, "USER", "a user of the owner agency"},
     {"meeting", NULL, K_STR, 0, "ID", "agreed in this meeting (default: between meetings)"},
-    {NULL}};
+    {0}};
 static const struct opt o_act_list[] = {
     {"agency", "agency_id", K_STR, 0, "ID", "owner agency"},
     {"subject", "subject_id", K_STR, 0, "ID", "young person"},
@@ -115,26 +115,26 @@ static const struct opt o_act_list[] = {
     {"due-before", "due_before", K_STR, 0, "DATE", "due before DATE"},
     {"sort", "sort", K_STR, 0, "created|due", "newest first (default) or soonest due"},
     LIST_OPTS,
-    {NULL}};
+    {0}};
 static const struct opt o_act_complete[] = {
     {"note", "note", K_STR, REQ, "TEXT", "what was done"},
     {"evidence", "evidence_ref", K_STR, 0, "REF", "where the evidence is"},
-    {NULL}};
-static const struct opt o_note[] = {{"note", "note", K_STR, REQ, "TEXT", "the update"}, {NULL}};
+    {0}};
+static const struct opt o_note[] = {{"note", "note", K_STR, REQ, "TEXT", "the update"}, {0}};
 static const struct opt o_reopen[] = {{"reason", "reason", K_STR, REQ, "TEXT", "why"},
                                       {"due", "due_date", K_STR, 0, "DATE", "a new due date"},
-                                      {NULL}};
+                                      {0}};
 static const struct opt o_summary[] = {{"agency", "agency_id", K_STR, 0, "ID", "owner agency"},
                                        {"hub", "hub_id", K_STR, 0, "ID", "hub"},
-                                       {NULL}};
+                                       {0}};
 static const struct opt o_agency_add[] = {
     {"name", "name", K_STR, REQ, "NAME", "name"},
     {"kind", "kind", K_STR, REQ, "K", "police, health, social_care, education, housing, ..."},
-    {NULL}};
+    {0}};
 static const struct opt o_hub_add[] = {
     {"name", "name", K_STR, REQ, "NAME", "name"},
     {"local-authority", "local_authority", K_STR, REQ, "LA", "the council"},
-    {NULL}};
+    {0}};
 static const struct opt o_user_add[] = {
     {"username", "username", K_STR, REQ, "U", "sign-in name"},
     {"display-name", "display_name", K_STR, REQ, "NAME", "shown name"},
@@ -142,10 +142,9 @@ static const struct opt o_user_add[] = {
     {"role", "role", K_STR, REQ, "R", "hub_manager, police_liaison, practitioner or admin"},
     {"hubs", "hub_ids", K_LIST, 0, "ID,...", "hubs a hub manager manages"},
     {"password-stdin", NULL, K_BOOL, 0, NULL, "read the password from stdin (else generated)"},
-    {NULL}};
+    {0}};
 static const struct opt o_cert[] = {
-    {"fingerprint", "fingerprint", K_STR, REQ, "SHA256", "the certificate's SHA-256 (hex)"},
-    {NULL}};
+    {"fingerprint", "fingerprint", K_STR, REQ, "SHA256", "the certificate's SHA-256 (hex)"}, {0}};
 
 /* ---- how lists print: columns of JSON members ("a.b" = member b of member a) */
 
@@ -153,33 +152,33 @@ static const struct column c_intel[] = {{"ID", "id", 36},
                                         {"RISK", "risk_level", 8},
                                         {"CATEGORY", "category", 17},
                                         {"SUMMARY", "summary", 0},
-                                        {NULL}};
+                                        {0}};
 static const struct column c_subjects[] = {{"ID", "id", 36},
                                            {"REFERENCE", "reference", 14},
                                            {"GIVEN", "given_name", 12},
                                            {"FAMILY", "family_name", 12},
                                            {"STATUS", "status", 0},
-                                           {NULL}};
+                                           {0}};
 static const struct column c_meetings[] = {{"ID", "id", 36},
                                            {"WHEN", "scheduled_for", 20},
                                            {"STATUS", "status", 9},
                                            {"TITLE", "title", 0},
-                                           {NULL}};
+                                           {0}};
 static const struct column c_actions[] = {{"ID", "id", 36},
                                           {"STATE", "state", 9},
                                           {"DUE", "due_date", 10},
                                           {"OWNER", "owner_agency.name", 14},
                                           {"DESCRIPTION", "description", 0},
-                                          {NULL}};
+                                          {0}};
 static const struct column c_named[] = {
-    {"ID", "id", 36}, {"NAME", "name", 30}, {"KIND", "kind", 0}, {NULL}};
+    {"ID", "id", 36}, {"NAME", "name", 30}, {"KIND", "kind", 0}, {0}};
 static const struct column c_hubs[] = {
-    {"ID", "id", 36}, {"NAME", "name", 30}, {"LOCAL AUTHORITY", "local_authority", 0}, {NULL}};
+    {"ID", "id", 36}, {"NAME", "name", 30}, {"LOCAL AUTHORITY", "local_authority", 0}, {0}};
 static const struct column c_users[] = {{"ID", "id", 36},
                                         {"USERNAME", "username", 20},
                                         {"ROLE", "role", 15},
                                         {"ACTIVE", "active", 0},
-                                        {NULL}};
+                                        {0}};
 
 /* ---- the commands */
 
