@@ -16,6 +16,8 @@
 #define LIMIT_PATH_SEGMENTS       8             /* router: segments in a path */
 #define LIMIT_ROUTE_PARAMS        4             /* router: {captures} per route */
 #define LIMIT_REQUEST_ID          32            /* hex chars of a request id */
+#define LIMIT_TOKEN_MIN           16            /* a bearer token or session cookie: chars */
+#define LIMIT_TOKEN_MAX           256
 
 /* JSON */
 #define LIMIT_JSON_DEPTH     16

@@ -68,6 +68,33 @@ int util_equal_ct(const void *a, const void *b, size_t len)
     return CRYPTO_memcmp(a, b, len) == 0;
 }
 
+int util_cookie_get(const char *header, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = header;
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ';')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            size_t vlen = len - nlen - 1;
+            if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+                v++, vlen -= 2;
+            if (vlen > 0 && vlen < cap && memchr(v, '"', vlen) == NULL) {
+                memcpy(out, v, vlen);
+                out[vlen] = '\0';
+                return (int)vlen;
+            }
+        }
+        p = end;
+    }
+    return -1;
+}
+
 int util_parse_date(const char *s, int *y, int *m, int *d)
 {
     static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

@@ -4,6 +4,7 @@
 #include "json.h"
 #include "log.h"
 #include "problem.h"
+#include "raise_limits.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -55,6 +56,25 @@ void auth_token_hash(const char *token, char out[65])
     util_hex(md, sizeof(md), out);
 }
 
+/* Fixed, versioned: changing it signs every page out of its CSRF token (not its session). */
+static const char csrf_label[] = "raised csrf token v1";
+
+void auth_csrf_token(const char *token, char out[65])
+{
+    unsigned char md[32];
+    size_t n = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, token, strlen(token),
+                  (const unsigned char *)csrf_label, sizeof(csrf_label) - 1, md, sizeof(md),
+                  &n) == NULL ||
+        n != sizeof(md)) {
+        /* never matches a header: util_equal_ct compares 64 hex characters */
+        memset(out, 'x', 64);
+        out[64] = '\0';
+        return;
+    }
+    util_hex(md, sizeof(md), out);
+}
+
 static void copy(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
@@ -73,13 +93,26 @@ struct auth_user *auth_user_from_row(PGresult *res, int row, int col)
     u->hub_ids = xstrdup(PQgetvalue(res, row, col + 7));
     if (PQnfields(res) > col + 8)
         copy(u->session_id, sizeof(u->session_id), PQgetvalue(res, row, col + 8));
+    u->via = u->session_id[0] ? AUTH_VIA_TOKEN : AUTH_VIA_CERTIFICATE;
     return u;
 }
 
 static void unauthorized(struct http_req *r, const char *detail)
 {
     http_add_header(r, "WWW-Authenticate", "Bearer realm=\"raise\"");
+    if (r->auth_csrf[0] != '\0') /* a dead cookie: the browser may as well forget it */
+        http_add_header(r, "Set-Cookie", AUTH_COOKIE_CLEAR);
     http_reply_error(r, 401, detail);
+}
+
+/* A cookie is sent by the browser whoever made the page that asks, so a request that may
+ * change something must also prove it came from a page that was told the CSRF token. */
+static int csrf_ok(const struct http_req *r)
+{
+    if (r->route->method == METHOD_GET) /* and HEAD, which matches GET routes */
+        return 1;
+    const char *h = http_header(r, "X-CSRF-Token");
+    return h != NULL && strlen(h) == 64 && util_equal_ct(h, r->auth_csrf, 64);
 }
 
 static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
@@ -93,6 +126,14 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
         return;
     }
     r->user = auth_user_from_row(res, 0, 0);
+    if (r->auth_csrf[0] != '\0') {
+        r->user->via = AUTH_VIA_COOKIE;
+        memcpy(r->user->csrf, r->auth_csrf, sizeof(r->user->csrf));
+        if (!csrf_ok(r)) {
+            http_reply_error(r, 403, "missing or wrong X-CSRF-Token");
+            return;
+        }
+    }
     if (r->user->role < 0 || !(r->route->access & (1 << r->user->role))) {
         http_reply_error(r, 403, "your role may not do this");
         return;
@@ -127,11 +168,27 @@ void auth_dispatch(struct http_req *r)
     const char *h = http_header(r, "Authorization");
     char digest[65];
     if (h != NULL) {
-        if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < 16 || strlen(h + 7) > 256) {
+        if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < LIMIT_TOKEN_MIN ||
+            strlen(h + 7) > LIMIT_TOKEN_MAX) {
             unauthorized(r, "use Authorization: Bearer <token>");
             return;
         }
         auth_token_hash(h + 7, digest);
+        const char *params[] = {digest};
+        http_query(r, by_token_sql, 1, params, looked_up);
+        return;
+    }
+    char cookie[LIMIT_TOKEN_MAX + 1];
+    int n = http_cookie(r, AUTH_COOKIE, cookie, sizeof(cookie));
+    if (n >= 0) {
+        auth_csrf_token(cookie, r->auth_csrf);
+        if (n < LIMIT_TOKEN_MIN) {
+            explicit_bzero(cookie, sizeof(cookie));
+            unauthorized(r, "the credentials are missing, expired or revoked; sign in again");
+            return;
+        }
+        auth_token_hash(cookie, digest);
+        explicit_bzero(cookie, sizeof(cookie));
         const char *params[] = {digest};
         http_query(r, by_token_sql, 1, params, looked_up);
         return;
@@ -180,7 +237,9 @@ json_object *auth_user_json(const struct auth_user *u)
     json_object_object_add(o, "agency", agency);
     json_object *hubs = json_from_pg_array(u->hub_ids);
     json_object_object_add(o, "hub_ids", hubs);
-    json_object_object_add(o, "authenticated_by",
-                           json_object_new_string(u->session_id[0] ? "token" : "certificate"));
+    static const char *const via_names[] = {"token", "cookie", "certificate"};
+    json_object_object_add(o, "authenticated_by", json_object_new_string(via_names[u->via]));
+    if (u->via == AUTH_VIA_COOKIE)
+        json_object_object_add(o, "csrf_token", json_object_new_string(u->csrf));
     return o;
 }

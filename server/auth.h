@@ -9,6 +9,14 @@ struct http_req;
 struct pg_result;
 struct json_object;
 
+/* The session cookie a browser page signs in with (docs/api.md, "Cookie sessions"). */
+#define AUTH_COOKIE "raise_session"
+/* Set-Cookie value that makes a browser forget it. */
+#define AUTH_COOKIE_CLEAR AUTH_COOKIE "=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
+
+/* How the caller proved who they are. */
+enum auth_via { AUTH_VIA_TOKEN, AUTH_VIA_COOKIE, AUTH_VIA_CERTIFICATE };
+
 struct auth_user {
     char id[37];
     char username[65];
@@ -18,7 +26,9 @@ struct auth_user {
     char agency_kind[16];
     int role;            /* enum role */
     char session_id[37]; /* "" when signed in by client certificate */
-    char *hub_ids;       /* owned; PostgreSQL array literal "{...}" of managed hubs */
+    enum auth_via via;
+    char csrf[65]; /* AUTH_VIA_COOKIE: the X-CSRF-Token its requests must carry; else "" */
+    char *hub_ids; /* owned; PostgreSQL array literal "{...}" of managed hubs */
 };
 
 /* Authenticate r (unless its route is public), check the route's roles, then run the
@@ -42,5 +52,9 @@ int auth_allow(const struct auth_user *u, enum auth_action a, enum auth_record r
                const char *hub_id);
 /* SHA-256 of a token, hex. */
 void auth_token_hash(const char *token, char out[65]);
+/* The CSRF token of a session token: HMAC-SHA256 keyed with the token over a fixed label, hex.
+ * Only someone who holds the session token can compute it, and a page cannot read the
+ * HttpOnly cookie, so only the sign-in reply (or GET /v1/me) can tell the page. */
+void auth_csrf_token(const char *token, char out[65]);
 
 #endif

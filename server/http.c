@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 TAILQ_HEAD(req_list, http_req);
@@ -202,8 +203,10 @@ void http_reply(struct http_req *r, int status, const char *content_type, struct
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
         evhttp_add_header(h, "Content-Type", content_type);
         evhttp_add_header(h, "X-Request-Id", r->id);
-        evhttp_add_header(h, "Cache-Control", "no-store");
-        evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+        if (evhttp_find_header(h, "Cache-Control") == NULL) /* static files set their own */
+            evhttp_add_header(h, "Cache-Control", "no-store");
+        if (evhttp_find_header(h, "X-Content-Type-Options") == NULL)
+            evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
         evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
         if (r->server->stopping)
             evhttp_add_header(h, "Connection", "close");
@@ -361,6 +364,21 @@ const char *http_client_addr(const struct http_req *r)
 const char *http_header(const struct http_req *r, const char *name)
 {
     return r->ev ? evhttp_find_header(evhttp_request_get_input_headers(r->ev), name) : NULL;
+}
+
+int http_cookie(const struct http_req *r, const char *name, char *out, size_t cap)
+{
+    if (r->ev == NULL)
+        return -1;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    for (struct evkeyval *kv = TAILQ_FIRST(h); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
+        if (strcasecmp(kv->key, "Cookie") != 0)
+            continue;
+        int n = util_cookie_get(kv->value, name, out, cap);
+        if (n >= 0)
+            return n;
+    }
+    return -1;
 }
 
 const char *http_body(struct http_req *r, size_t *len)

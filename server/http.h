@@ -33,6 +33,7 @@ struct http_req {
     struct db_query *query; /* borrowed handle while a query is pending */
     http_db_cb db_cb;
     struct auth_user *user; /* owned; NULL until authenticated */
+    char auth_csrf[65];     /* set by auth when the credentials came in the session cookie */
     struct work_job *job;   /* borrowed handle while helper-thread work is pending */
     void *handler_data;     /* the handler's own state between callbacks */
     /* If set, frees handler_data (when not NULL) when the request ends without the handler
@@ -68,6 +69,9 @@ int http_is_local(const struct http_req *r);
 
 /* The client's address as text ("127.0.0.1"); "" if unknown. */
 const char *http_client_addr(const struct http_req *r);
+/* The value of cookie name from the request's Cookie header(s) into out: its length, or -1
+ * if absent, malformed or too long. */
+int http_cookie(const struct http_req *r, const char *name, char *out, size_t cap);
 /* A request header or NULL. */
 const char *http_header(const struct http_req *r, const char *name);
 /* The request body (NUL-terminated copy is not made): pointer + length; NULL if none. */

@@ -50,6 +50,8 @@ const char *router_allow_string(int allowed, char *buf, size_t len)
 static int pattern_match(const char *pattern, const char *path, struct route_params *params)
 {
     params->n = 0;
+    if (strcmp(pattern, "/") == 0) /* the root: the one path with an empty segment */
+        return strcmp(path, "/") == 0;
     const char *p = pattern, *s = path;
     while (*p != '\0' && *s != '\0') {
         if (*p != '/' || *s != '/')

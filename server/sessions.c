@@ -28,13 +28,16 @@
 static const struct json_field login_fields[] = {
     {"username", JK_STRING, 1, 1, 64, NULL},
     {"password", JK_STRING, 1, 1, 1024, NULL},
+    {"cookie", JK_BOOL, 0, 0, 0, NULL},
 };
+#define NLOGIN_FIELDS (sizeof(login_fields) / sizeof(login_fields[0]))
 
 struct login {
     char *username, *password, *addr, *hash; /* owned */
     char user_id[37];
     int active;
-    int ok; /* set by the helper thread */
+    int cookie; /* also set the session cookie (a browser page) */
+    int ok;     /* set by the helper thread */
     struct http_req *r;
 };
 
@@ -85,7 +88,9 @@ static const char success_sql[] =
     "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
     "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
-    "                 WHERE h.user_id = u.id), '{}'), s.id FROM s, users u JOIN agencies a ON "
+    "                 WHERE h.user_id = u.id), '{}'), s.id, "
+    "       ceil(extract(epoch FROM s.expires_at - now()))::int "
+    "FROM s, users u JOIN agencies a ON "
         "a.id = u.agency_id, (SELECT count(*) FROM audit) x WHERE u.id = $1";
 /* clang-format on */
 
@@ -140,24 +145,55 @@ static void failed_recorded(struct http_req *r, enum db_status st, PGresult *res
     http_reply_error(r, 401, "the username or password is not right");
 }
 
+/* A new session between its INSERT and the reply. */
+struct made {
+    char *token; /* owned */
+    int cookie;
+};
+
+static void made_free(void *p)
+{
+    struct made *m = p;
+    if (m == NULL)
+        return;
+    explicit_bzero(m->token, strlen(m->token));
+    free(m->token);
+    free(m);
+}
+
+/* Set-Cookie for a browser page: the token itself, for as long as the session can live. */
+static void set_cookie(struct http_req *r, const char *token, const char *max_age)
+{
+    char v[LIMIT_TOKEN_MAX + 128];
+    snprintf(v, sizeof(v), "%s=%s; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=%s",
+             AUTH_COOKIE, token, max_age);
+    http_add_header(r, "Set-Cookie", v);
+    explicit_bzero(v, sizeof(v));
+}
+
 static void session_made(struct http_req *r, enum db_status st, PGresult *res)
 {
-    char *token = r->handler_data;
+    struct made *m = r->handler_data;
     r->handler_data = NULL;
     if (st != DB_OK || PQntuples(res) != 1) {
-        free(token);
+        made_free(m);
         http_reply_db_error(r, res);
         return;
     }
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "token", json_object_new_string(token));
+    json_object_object_add(o, "token", json_object_new_string(m->token));
     json_object_object_add(o, "expires_at", json_object_new_string(PQgetvalue(res, 0, 0)));
     json_object_object_add(o, "absolute_expires_at", json_object_new_string(PQgetvalue(res, 0, 1)));
     struct auth_user *u = auth_user_from_row(res, 0, 2);
+    if (m->cookie) {
+        u->via = AUTH_VIA_COOKIE;
+        auth_csrf_token(m->token, u->csrf);
+        json_object_object_add(o, "csrf_token", json_object_new_string(u->csrf));
+        set_cookie(r, m->token, PQgetvalue(res, 0, 11));
+    }
     json_object_object_add(o, "user", auth_user_json(u));
     auth_user_free(u);
-    explicit_bzero(token, strlen(token));
-    free(token);
+    made_free(m);
     http_reply_json(r, 201, o);
 }
 
@@ -183,11 +219,14 @@ static void verify_done(void *p)
         http_reply_error(r, 500, "cannot make a session token");
         return;
     }
-    char *token = util_base64url(raw, sizeof(raw));
-    auth_token_hash(token, digest);
+    struct made *m = xcalloc(1, sizeof(*m));
+    m->token = util_base64url(raw, sizeof(raw));
+    m->cookie = l->cookie;
+    auth_token_hash(m->token, digest);
     char *ctx = login_context(r, l->username);
     const char *params[] = {l->user_id, digest, l->username, ctx};
-    r->handler_data = token;
+    r->handler_data = m;
+    r->handler_free = made_free;
     http_query(r, success_sql, 4, params, session_made);
     free(ctx);
     login_free(l);
@@ -256,7 +295,7 @@ void sessions_create(struct http_req *r)
         return;
     }
     p = problem_new(422, "the sign-in request is not valid");
-    if (json_validate(o, login_fields, 2, p) > 0) {
+    if (json_validate(o, login_fields, NLOGIN_FIELDS, p) > 0) {
         json_object_put(o);
         http_reply_problem(r, p);
         return;
@@ -266,6 +305,8 @@ void sessions_create(struct http_req *r)
     l->username = xstrdup(json_str(o, "username"));
     l->password = xstrdup(json_str(o, "password"));
     l->addr = xstrdup(http_client_addr(r));
+    json_object *cookie = NULL;
+    l->cookie = json_object_object_get_ex(o, "cookie", &cookie) && json_object_get_boolean(cookie);
     json_object_put(o);
     const char *params[] = {l->username, l->addr};
     r->handler_data = l;
@@ -290,6 +331,8 @@ static void revoked(struct http_req *r, enum db_status st, PGresult *res)
         http_reply_db_error(r, res);
         return;
     }
+    if (r->user->via == AUTH_VIA_COOKIE)
+        http_add_header(r, "Set-Cookie", AUTH_COOKIE_CLEAR);
     http_reply(r, 204, "application/json; charset=utf-8", NULL);
 }
 

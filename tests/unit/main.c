@@ -9,6 +9,7 @@ Suite *https_suite(void);
 Suite *intel_suite(void);
 Suite *json_suite(void);
 Suite *agenda_suite(void);
+Suite *cookie_suite(void);
 
 int main(void)
 {
@@ -19,6 +20,7 @@ int main(void)
     srunner_add_suite(sr, intel_suite());
     srunner_add_suite(sr, json_suite());
     srunner_add_suite(sr, agenda_suite());
+    srunner_add_suite(sr, cookie_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

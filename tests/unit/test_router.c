@@ -17,6 +17,8 @@ static const struct route table[] = {
     {METHOD_POST, "/v1/meetings/{id}/start", h, ACCESS_HUB_MANAGER, 0},
     {METHOD_GET, "/v1/hubs/{hub}/reports/{kind}", h, ACCESS_HUB_MANAGER, 0},
     {METHOD_DELETE, "/v1/sessions/current", h, ACCESS_SIGNED_IN, 0},
+    {METHOD_GET, "/", h, ACCESS_PUBLIC, 0},
+    {METHOD_GET, "/app/{file}", h, ACCESS_PUBLIC, 0},
 };
 #define N (sizeof(table) / sizeof(table[0]))
 
@@ -33,7 +35,14 @@ static const struct {
     {METHOD_POST, "/healthz", ROUTER_METHOD_NOT_ALLOWED, -1, "GET, HEAD", NULL},
     {METHOD_GET, "/healthz/", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {METHOD_GET, "/healthzz", ROUTER_NOT_FOUND, -1, NULL, NULL},
-    {METHOD_GET, "/", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {METHOD_GET, "/", ROUTER_FOUND, 8, NULL, NULL},
+    {METHOD_HEAD, "/", ROUTER_FOUND, 8, NULL, NULL},
+    {METHOD_POST, "/", ROUTER_METHOD_NOT_ALLOWED, -1, "GET, HEAD", NULL},
+    {METHOD_GET, "//", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {METHOD_GET, "/app/app.js", ROUTER_FOUND, 9, NULL, "app.js"},
+    {METHOD_GET, "/app/", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {METHOD_GET, "/app/../sql/001_accounts.sql", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {METHOD_GET, "/app/%2e%2e", ROUTER_FOUND, 9, NULL, "%2e%2e"},
     {METHOD_GET, "", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {METHOD_GET, "healthz", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {METHOD_GET, "/v1/subjects", ROUTER_FOUND, 1, NULL, NULL},

@@ -1,0 +1,70 @@
+/* Cookie header parsing (util_cookie_get) and the CSRF token derivation (auth_csrf_token). */
+#include "auth.h"
+#include "util.h"
+
+#include <check.h>
+#include <string.h>
+
+static const struct {
+    const char *header;
+    int want; /* length, or -1 */
+    const char *value;
+} cookies[] = {
+    {"raise_session=abc", 3, "abc"},
+    {"a=1; raise_session=abc", 3, "abc"},
+    {"a=1;raise_session=abc;b=2", 3, "abc"},
+    {"  a=1 ;   raise_session=abc  ; b=2", 3, "abc"},
+    {"a=1;\traise_session=abc\t", 3, "abc"},
+    {"raise_session=\"abc\"", 3, "abc"},
+    {"raise_session=first; raise_session=second", 5, "first"},
+    {"xraise_session=abc", -1, NULL},
+    {"raise_sessionx=abc", -1, NULL},
+    {"RAISE_SESSION=abc", -1, NULL},
+    {"raise_session=", -1, NULL},
+    {"raise_session=; raise_session=abc", 3, "abc"},
+    {"raise_session", -1, NULL},
+    {"raise_session=\"", -1, NULL},
+    {"raise_session=a\"b", -1, NULL},
+    {"", -1, NULL},
+    {";;;", -1, NULL},
+    {"raise_session=0123456789", -1, NULL}, /* longer than the buffer of 8 */
+};
+
+START_TEST(cookie_table)
+{
+    char out[8];
+    int got = util_cookie_get(cookies[_i].header, "raise_session", out, sizeof(out));
+    ck_assert_msg(got == cookies[_i].want, "\"%s\": got %d want %d", cookies[_i].header, got,
+                  cookies[_i].want);
+    if (got >= 0)
+        ck_assert_str_eq(out, cookies[_i].value);
+}
+END_TEST
+
+START_TEST(csrf_token_derived)
+{
+    char a[65], b[65], c[65], h[65];
+    auth_csrf_token("bdA6K4-99xZluwIIds4CR59SR4Say3iTtyvu4ixxKwI", a);
+    auth_csrf_token("bdA6K4-99xZluwIIds4CR59SR4Say3iTtyvu4ixxKwI", b);
+    auth_csrf_token("bdA6K4-99xZluwIIds4CR59SR4Say3iTtyvu4ixxKwJ", c);
+    auth_token_hash("bdA6K4-99xZluwIIds4CR59SR4Say3iTtyvu4ixxKwI", h);
+    ck_assert_uint_eq(strlen(a), 64);
+    ck_assert_uint_eq(strspn(a, "0123456789abcdef"), 64);
+    ck_assert_str_eq(a, b); /* the server derives it again from the cookie alone */
+    ck_assert_str_ne(a, c); /* per session */
+    ck_assert_str_ne(a, h); /* not the stored hash of the token */
+    /* HMAC-SHA256(key = "key", "raised csrf token v1"), computed with `openssl mac` */
+    auth_csrf_token("key", a);
+    ck_assert_str_eq(a, "b162f7a4f9b75bcbda681fd33f1841dafc75068ffd29489b4834ea0c08ce72f8");
+}
+END_TEST
+
+Suite *cookie_suite(void)
+{
+    Suite *s = suite_create("cookie");
+    TCase *tc = tcase_create("parse");
+    tcase_add_loop_test(tc, cookie_table, 0, sizeof(cookies) / sizeof(cookies[0]));
+    tcase_add_test(tc, csrf_token_derived);
+    suite_add_tcase(s, tc);
+    return s;
+}
