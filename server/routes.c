@@ -3,6 +3,7 @@
 #include "audit.h"
 #include "metrics.h"
 #include "stream.h"
+#include "web.h"
 #include "raise_limits.h"
 
 #define ANY      ACCESS_SIGNED_IN
@@ -16,6 +17,8 @@
 
 const struct route routes[] = {
     /* method, pattern, handler, who may call it, body limit, audit purpose */
+    {METHOD_GET, "/", web_index, ACCESS_PUBLIC, NONE, "web page"},
+    {METHOD_GET, "/app/{file}", web_file, ACCESS_PUBLIC, NONE, "web page"},
     {METHOD_GET, "/healthz", health_get, ACCESS_PUBLIC, NONE, "health check"},
     {METHOD_GET, "/metrics", metrics_get, ACCESS_PUBLIC, NONE, "monitoring"},
     {METHOD_POST, "/v1/sessions", sessions_create, ACCESS_PUBLIC, 4096, "sign-in"},

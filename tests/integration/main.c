@@ -11,6 +11,7 @@ Suite *subjects_suite(void);
 Suite *stream_suite(void);
 Suite *meetings_suite(void);
 Suite *actions_suite(void);
+Suite *web_suite(void);
 
 int main(void)
 {
@@ -21,6 +22,7 @@ int main(void)
     srunner_add_suite(sr, stream_suite());
     srunner_add_suite(sr, meetings_suite());
     srunner_add_suite(sr, actions_suite());
+    srunner_add_suite(sr, web_suite());
     srunner_add_suite(sr, access_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
