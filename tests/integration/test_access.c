@@ -24,6 +24,8 @@ struct cell {
 
 /* {u} = a unique suffix, {id} = the target user's id, {agency} = an agency id */
 static const struct cell matrix[] = {
+    {"GET", "/", "/", NULL, {200, 200, 200, 200, 200, 200}},
+    {"GET", "/app/{file}", "/app/app.js", NULL, {200, 200, 200, 200, 200, 200}},
     {"GET", "/healthz", "/healthz", NULL, {200, 200, 200, 200, 200, 200}},
     {"GET", "/metrics", "/metrics", NULL, {200, 200, 200, 200, 200, 200}},
     {"POST",
