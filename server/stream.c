@@ -517,8 +517,11 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);
     sw->nsubs++;
     metrics_gauge_add(GAUGE_SUBSCRIBERS, 1);
-    static const char hello[] = "retry: 2000\n: connected\n\n";
-    sub_write(s, hello, sizeof(hello) - 1);
+    /* "id:" without data sets the client's last event id (EventSource and raisectl) without
+     * an event: a client that drops before any event resumes from here, missing nothing */
+    char hello[96];
+    int n = snprintf(hello, sizeof(hello), "retry: 2000\nid: %lld\n: connected\n\n", s->cursor);
+    sub_write(s, hello, (size_t)n);
     fetch(sw);
 }
 

@@ -398,10 +398,8 @@ int cmds_main(int argc, char **argv)
         }
         i += g->kind == K_BOOL || name[n] == '=' ? 1 : 2;
     }
-    if (i >= argc) {
-        help_all();
-        return RC_USAGE;
-    }
+    if (i >= argc)
+        return cmds_usage(NULL, "which command? e.g. raisectl whoami");
     int needs_name;
     const struct cmd *c = find_cmd(argv[i], i + 1 < argc ? argv[i + 1] : NULL, &needs_name);
     if (c == NULL && needs_name)

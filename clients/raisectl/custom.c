@@ -208,6 +208,15 @@ int cmd_intel_post(struct rc *rc, const struct cmd *c, struct args *a)
     }
     json_object_object_foreach(flags, k, v) json_object_object_add(body, k, json_object_get(v));
     json_object_put(flags);
+    static const char *const needed[][2] = {{"subject_id", "--subject"},
+                                            {"category", "--category"},
+                                            {"summary", "--summary"},
+                                            {"risk_level", "--risk"}};
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+        if (!json_object_object_get_ex(body, needed[i][0], NULL)) {
+            json_object_put(body);
+            return cmds_usage(c, "%s is required (or in the --file body)", needed[i][1]);
+        }
     if (!json_object_object_get_ex(body, "occurred_at", NULL)) {
         char now[32];
         time_t t = time(NULL);
@@ -328,7 +337,6 @@ static int by_urgency(const void *x, const void *y)
 
 int cmd_actions_mine(struct rc *rc, const struct cmd *c, struct args *a)
 {
-    (void)a;
     json_object *me = NULL, *out = NULL;
     int st = rc_call(rc, "GET", "/v1/me", NULL, NULL, &me, NULL, NULL);
     if (st != RC_OK)
@@ -337,7 +345,10 @@ int cmd_actions_mine(struct rc *rc, const struct cmd *c, struct args *a)
     rc_query_add(path, sizeof(path), "agency_id", rc_str(rc_get(me, "agency"), "id"));
     rc_query_add(path, sizeof(path), "status", "open,overdue");
     rc_query_add(path, sizeof(path), "sort", "due");
-    rc_query_add(path, sizeof(path), "limit", "200");
+    const char *limit = arg_str(a, "limit"), *before = arg_str(a, "before");
+    rc_query_add(path, sizeof(path), "limit", limit ? limit : "200");
+    if (before != NULL)
+        rc_query_add(path, sizeof(path), "before", before);
     st = rc_call(rc, "GET", path, NULL, NULL, &out, NULL, NULL);
     if (st == RC_OK && rc->json) {
         rc_print_json(out);
@@ -357,7 +368,7 @@ int cmd_actions_mine(struct rc *rc, const struct cmd *c, struct args *a)
                n - overdue);
         cmds_table(c->columns, sorted);
         if (rc_str(out, "next")[0] != '\0')
-            puts("(more than 200: use raisectl actions list --agency ... --before ...)");
+            printf("(more: --before %s)\n", rc_str(out, "next"));
         json_object_put(sorted);
         free(v);
     }

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define SILENCE_S 45 /* seconds without even a heartbeat before reconnecting */
+
 static volatile sig_atomic_t stop;
 
 static void on_signal(int sig)
@@ -111,9 +113,10 @@ static void print_event(struct rc *rc, struct refs *refs, long long id, const ch
         if (ref[0] == '\0')
             ref = reference(rc, refs, rc_str(d, "subject_id"));
         summary_of(type, d, sum, sizeof(sum));
-        char r[64];
-        printf("%s  %-22s %-12s %s\n", t, type, rc_fit(ref, 12, r, sizeof(r)),
-               rc_fit(sum, 48, cell, sizeof(cell)));
+        /* the whole reference, always: it is how people find the young person */
+        int rw = (int)strlen(ref) > 12 ? (int)strlen(ref) : 12, sw = 48 - (rw - 12);
+        printf("%s  %-22s %-*s %s\n", t, type, rw, ref,
+               rc_fit(sum, sw < 20 ? 20 : sw, cell, sizeof(cell)));
     }
     fflush(stdout);
     json_object_put(d);
@@ -157,7 +160,7 @@ static int follow(struct rc *rc, struct refs *refs, long long *last, int *connec
                            .ca_file = rc->ca,
                            .cert_file = rc->cert,
                            .key_file = rc->key,
-                           .timeout_ms = 10000};
+                           .timeout_ms = 5000};
     char *cause = NULL;
     struct https_conn *c = https_connect(&o, &cause);
     if (c == NULL) {
@@ -201,10 +204,19 @@ static int follow(struct rc *rc, struct refs *refs, long long *last, int *connec
     *opened = 1;
     size_t cap = 1 << 20, len = 0;
     char *buf = xmalloc(cap);
+    time_t heard = time(NULL);
     while (!stop) {
         long n = https_stream_read(c, buf + len, cap - len - 1, 1000);
         if (n < 0)
             break;
+        if (n == 0) {
+            /* the server sends a heartbeat every 15 s (by default): silence for longer than
+             * three of them means the connection is dead without having been closed */
+            if (time(NULL) - heard > SILENCE_S)
+                break;
+            continue;
+        }
+        heard = time(NULL);
         len += (size_t)n;
         size_t used = drain(rc, refs, buf, len, last);
         memmove(buf, buf + used, len - used);

@@ -20,6 +20,7 @@
     }
 
 static const struct opt o_none[] = {{0}};
+static const struct opt o_page[] = {LIST_OPTS, {0}};
 static const struct opt o_login[] = {
     {"username", NULL, K_STR, 0, "NAME", "your username (asked for if not given)"},
     {"password-stdin", NULL, K_BOOL, 0, NULL, "read the password from the first line of stdin"},
@@ -241,7 +242,7 @@ const struct cmd cmds[] = {
      "recorded action", "record an action",
      "raisectl actions add --meeting ID --subject ID --owner AGENCY --description \"Book a "
      "CAMHS review\" --due 2026-12-20"},
-    {"actions", "mine", NULL, NULL, 0, NULL, o_none, cmd_actions_mine, c_actions, NULL,
+    {"actions", "mine", NULL, NULL, 0, NULL, o_page, cmd_actions_mine, c_actions, NULL,
      "your agency's open and overdue actions", "raisectl actions mine"},
     {"actions", "list", "GET", "/v1/actions", 0, NULL, o_act_list, NULL, c_actions, NULL,
      "actions you may see", "raisectl actions list --status overdue --hub ID"},
@@ -266,18 +267,18 @@ const struct cmd cmds[] = {
     {"agencies", "add", "POST", "/v1/agencies", 0, NULL, o_agency_add, NULL, NULL, "added agency",
      "add an agency (admin)",
      "raisectl agencies add --name \"North Yorkshire Police\" --kind police"},
-    {"agencies", "list", "GET", "/v1/agencies", 0, NULL, o_none, NULL, c_named, NULL,
+    {"agencies", "list", "GET", "/v1/agencies", 0, NULL, o_page, NULL, c_named, NULL,
      "every agency", "raisectl agencies list"},
     {"hubs", "add", "POST", "/v1/hubs", 0, NULL, o_hub_add, NULL, NULL, "added hub",
      "add a hub (admin)",
      "raisectl hubs add --name \"Scarborough hub\" --local-authority \"North Yorkshire\""},
-    {"hubs", "list", "GET", "/v1/hubs", 0, NULL, o_none, NULL, c_hubs, NULL, "every hub",
+    {"hubs", "list", "GET", "/v1/hubs", 0, NULL, o_page, NULL, c_hubs, NULL, "every hub",
      "raisectl hubs list"},
     {"users", "add", "POST", "/v1/users", 0, NULL, o_user_add, cmd_users_add, NULL, "added user",
      "add a user (admin)",
      "raisectl users add --username j.smith --display-name \"Jo Smith\" --agency ID "
      "--role practitioner"},
-    {"users", "list", "GET", "/v1/users", 0, NULL, o_none, NULL, c_users, NULL, "every user",
+    {"users", "list", "GET", "/v1/users", 0, NULL, o_page, NULL, c_users, NULL, "every user",
      "raisectl users list"},
     {"users", "deactivate", "PATCH", "/v1/users/{}", 1, "ID", o_none, cmd_users_deactivate, NULL,
      "deactivated user", "deactivate a user (signs them out everywhere)",
