@@ -44,39 +44,12 @@ static void reply_action(struct http_req *r, const char *id, int status)
     http_query(r, doc_sql, 1, params, res_reply_document);
 }
 
-/* 1 if key is absent or a real date "YYYY-MM-DD"; else adds the field error. */
-static int check_date(json_object *o, const char *key, struct problem *p)
+/* due_date, when given, must be a real date "YYYY-MM-DD". */
+static void check_due_date(json_object *o, struct problem *p)
 {
     int y, m, d;
-    if (!json_has(o, key) || util_parse_date(json_str(o, key), &y, &m, &d) == 0)
-        return 1;
-    problem_add_field(p, key, "must be a date like 2026-12-31");
-    return 0;
-}
-
-/* Parse and validate a body; extra date fields are checked too. NULL after replying. */
-static json_object *read_body(struct http_req *r, const struct json_field *f, size_t n,
-                              const char *date_key)
-{
-    size_t len;
-    const char *body = http_body(r, &len);
-    struct problem *p = NULL;
-    json_object *o = json_parse_body(body, len, &p);
-    if (o == NULL) {
-        http_reply_problem(r, p);
-        return NULL;
-    }
-    p = problem_new(422, "the request has invalid fields");
-    json_validate(o, f, n, p);
-    if (date_key != NULL && json_has(o, date_key))
-        check_date(o, date_key, p);
-    if (problem_field_count(p) > 0) {
-        json_object_put(o);
-        http_reply_problem(r, p);
-        return NULL;
-    }
-    problem_free(p);
-    return o;
+    if (json_has(o, "due_date") && util_parse_date(json_str(o, "due_date"), &y, &m, &d) < 0)
+        problem_add_field(p, "due_date", "must be a date like 2026-12-31");
 }
 
 /* ---- POST /v1/meetings/{id}/actions and POST /v1/actions (between meetings) */
@@ -167,8 +140,8 @@ static void created(struct http_req *r, enum db_status st, PGresult *res)
 
 static void create(struct http_req *r, const char *meeting)
 {
-    json_object *o =
-        read_body(r, create_fields, sizeof(create_fields) / sizeof(*create_fields), "due_date");
+    json_object *o = res_read_body_ex(
+        r, create_fields, sizeof(create_fields) / sizeof(*create_fields), check_due_date);
     if (o == NULL)
         return;
     char *ctx = audit_context(r);
@@ -327,7 +300,7 @@ static void transition(struct http_req *r, const struct op *op)
     char *id = res_path_id(r);
     if (id == NULL)
         return;
-    json_object *o = read_body(r, op->fields, op->nfields, "due_date");
+    json_object *o = res_read_body_ex(r, op->fields, op->nfields, check_due_date);
     if (o == NULL) {
         free(id);
         return;

@@ -53,6 +53,12 @@ void res_reply_error(struct http_req *r, PGresult *res)
 /* Parse + validate the body; NULL after replying 400/422. */
 json_object *res_read_body(struct http_req *r, const struct json_field *f, size_t n)
 {
+    return res_read_body_ex(r, f, n, NULL);
+}
+
+json_object *res_read_body_ex(struct http_req *r, const struct json_field *f, size_t n,
+                              void (*extra)(json_object *o, struct problem *p))
+{
     size_t len;
     const char *body = http_body(r, &len);
     struct problem *p = NULL;
@@ -62,7 +68,10 @@ json_object *res_read_body(struct http_req *r, const struct json_field *f, size_
         return NULL;
     }
     p = problem_new(422, "the request has invalid fields");
-    if (json_validate(o, f, n, p) > 0) {
+    json_validate(o, f, n, p);
+    if (extra != NULL)
+        extra(o, p);
+    if (problem_field_count(p) > 0) {
         json_object_put(o);
         http_reply_problem(r, p);
         return NULL;

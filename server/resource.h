@@ -16,6 +16,10 @@ struct json_field;
 void res_reply_error(struct http_req *r, PGresult *res);
 /* Parse + validate the body against fields; NULL after replying 400/422. */
 json_object *res_read_body(struct http_req *r, const struct json_field *f, size_t n);
+/* The same, with extra checks (extra adds its field errors to p) named in the same 422. */
+struct problem;
+json_object *res_read_body_ex(struct http_req *r, const struct json_field *f, size_t n,
+                              void (*extra)(json_object *o, struct problem *p));
 /* A row as an object: column names are keys; "*_ids"/"team"/"restricted_to" uuid[] columns
  * become arrays, "active" a boolean, NULL null. */
 json_object *res_row_json(PGresult *res, int row);
