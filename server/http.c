@@ -233,7 +233,7 @@ void http_server_set_stream(struct http_server *hs, struct stream_worker *sw)
 }
 
 struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
-                                   struct auth_user **user)
+                                   struct auth_user **user, struct http_server **server)
 {
     struct evhttp_request *ev = r->ev;
     struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
@@ -247,8 +247,58 @@ struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
     access_log(r, 200, "GET");
     *user = r->user;
     r->user = NULL;
+    *server = r->server;
     req_free(r);
     return ev;
+}
+
+/* Ending a detached chunked reply. bufferevent_openssl always defers its write callback
+ * (whatever the bufferevent's options), and evhttp's "written" step runs whatever
+ * callback the connection holds when the deferred one finally runs. evhttp_send_reply_end()
+ * called after a chunk had drained but before that chunk's callback ran therefore had the
+ * reply taken as finished at once: evhttp turned writing off to wait for the next request
+ * and "0\r\n\r\n" stayed in the output buffer, the client waiting for ever (seen as a
+ * feed that did not end after sign-out, about 1 run in 5 under load). So the end goes out
+ * from the callback of one last chunk: by then no earlier callback is queued, and nothing
+ * else is written to the reply. The reply counts as being written until its end is out, so
+ * a stopping worker lets it go before closing connections. */
+struct ending {
+    struct http_server *hs;
+    struct evhttp_request *req;
+};
+
+/* The connection went before the last chunk was out. If evhttp detached the unfinished
+ * reply from it (a failed write or EOF), the reply is ours to free; else the connection
+ * frees it. */
+static void ending_gone(struct evhttp_connection *evcon, void *arg)
+{
+    struct ending *e = arg;
+    if (evhttp_request_get_connection(e->req) == NULL)
+        evhttp_send_reply_end(e->req);
+    e->hs->nwriting--;
+    free(e);
+}
+
+static void ending_flushed(struct evhttp_connection *evcon, void *arg)
+{
+    struct ending *e = arg;
+    evhttp_connection_set_closecb(evcon, write_closed, e->hs);
+    evhttp_request_set_on_complete_cb(e->req, write_done, e->hs);
+    evhttp_send_reply_end(e->req);
+    free(e);
+}
+
+void http_end_detached(struct http_server *hs, struct evhttp_request *req, const char *last)
+{
+    struct ending *e = xmalloc(sizeof(*e));
+    e->hs = hs;
+    e->req = req;
+    hs->nwriting++;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), ending_gone, e);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, last, strlen(last));
+    evhttp_send_reply_chunk_with_cb(req, b, ending_flushed, e);
+    evbuffer_free(b);
 }
 
 void http_reply_json(struct http_req *r, int status, json_object *o)

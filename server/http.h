@@ -87,10 +87,15 @@ void http_work(struct http_req *r, void (*fn)(void *), void (*done)(void *), voi
 struct stream_worker *http_stream(const struct http_req *r);
 void http_server_set_stream(struct http_server *hs, struct stream_worker *sw);
 /* Start a streaming 200 reply (content_type) and hand the evhttp request to the caller:
- * the access line is written, r->user moves to *user, r is freed, the caller ends the
- * reply. */
+ * the access line is written, r->user moves to *user, the server is returned in *server
+ * (for http_end_detached), r is freed, the caller ends the reply. */
 struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
-                                   struct auth_user **user);
+                                   struct auth_user **user, struct http_server **server);
+/* End a reply from http_detach (still attached to its connection) cleanly, after one last
+ * chunk of text (not empty): use this, never evhttp_send_reply_end() directly (see http.c).
+ * The caller must not touch req or its connection afterwards; the connection's close
+ * callback is taken over. */
+void http_end_detached(struct http_server *hs, struct evhttp_request *req, const char *last);
 
 /* Replies. body/o/p are consumed. */
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);

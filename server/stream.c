@@ -30,6 +30,7 @@ struct stream_sub {
     struct stream_worker *sw;        /* borrowed */
     struct evhttp_request *req;      /* borrowed from evhttp; ended by us */
     struct evhttp_connection *evcon; /* borrowed */
+    struct http_server *hs;          /* borrowed: the worker's, to end the reply */
     struct auth_user *user;          /* owned */
     char addr[64], request_id[LIMIT_REQUEST_ID + 1];
     long long cursor;       /* the last event id this subscriber has been sent (or skipped) */
@@ -88,12 +89,13 @@ static void sub_closed(struct evhttp_connection *evcon, void *arg)
     sub_free(s);
 }
 
-/* Cut a subscriber off (slow, or the worker is stopping). */
+/* Cut a subscriber off: end_reply ends the stream cleanly (signed out, or the worker is
+ * stopping) after a last comment; otherwise (too slow) the connection is closed. */
 static void sub_close(struct stream_sub *s, int end_reply)
 {
     evhttp_connection_set_closecb(s->evcon, NULL, NULL);
     if (end_reply)
-        evhttp_send_reply_end(s->req);
+        http_end_detached(s->hs, s->req, ": end of stream\n\n");
     else
         evhttp_connection_free(s->evcon);
     sub_free(s);
@@ -511,7 +513,7 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
         s->cursor = atoll(last); /* ...or from where the client left off */
     snprintf(s->addr, sizeof(s->addr), "%s", http_client_addr(r));
     snprintf(s->request_id, sizeof(s->request_id), "%s", r->id);
-    s->req = http_detach(r, "text/event-stream", &s->user);
+    s->req = http_detach(r, "text/event-stream", &s->user, &s->hs);
     s->evcon = evhttp_request_get_connection(s->req);
     evhttp_connection_set_closecb(s->evcon, sub_closed, s);
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);

@@ -71,3 +71,19 @@ int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
         e->len += (size_t)got;
     }
 }
+
+int sse_wait_end(struct sse *e, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int left = timeout_ms -
+                   (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return 0;
+        e->len = 0;
+        if (https_stream_read(e->c, e->buf, sizeof(e->buf), left) < 0)
+            return 1;
+    }
+}

@@ -376,6 +376,46 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
 }
 END_TEST
 
+/* The end of a stream must reach the client: a stream that the server ends (sign-out here,
+ * shutdown too) sends its last chunk and the connection stays usable. libevent's deferred
+ * write callback once finished the reply before "0\r\n\r\n" went out, when a heartbeat had
+ * just been written: the client waited for ever. Many streams, heartbeats every second and
+ * a sign-out between them make that moment likely. */
+START_TEST(streams_ended_by_the_server_end_for_the_client)
+{
+    enum { N = 24 };
+    struct itest_server c;
+    itest_server_start(&c, "stream_heartbeat = 1\n");
+    char *uid = NULL;
+    char *token = itest_new_user(&c, w.admin, w.health, "practitioner", NULL, &uid);
+    struct sse *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = sse_open(&c, token, -1);
+    ck_assert(wait_subscribers(&c, N, 5000));
+    itest_sleep_ms(1500); /* heartbeats under way */
+    struct https_response r = {0};
+    itest_call(&c, token, "DELETE", "/v1/sessions/current", NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    https_response_clear(&r);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(sse_wait_end(s[i], 5000),
+                      "stream %d of %d: the server ended it, the client never saw the end", i + 1,
+                      N);
+        /* a clean end: the same connection answers the next request */
+        char *cause = NULL;
+        ck_assert_msg(https_request(s[i]->c, "GET", "/healthz", NULL, NULL, 0, &r, &cause) == 0,
+                      "stream %d: connection not reusable after the end: %s", i + 1, cause);
+        ck_assert_int_eq(r.status, 200);
+        https_response_clear(&r);
+        sse_close(s[i]);
+    }
+    ck_assert(wait_subscribers(&c, 0, 5000));
+    free(uid);
+    free(token);
+    itest_server_stop(&c, SIGTERM, 15);
+}
+END_TEST
+
 struct racer {
     const struct itest_server *s;
     const char *body, *key;
@@ -493,6 +533,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
+    tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
     suite_add_tcase(s, tc);
