@@ -30,6 +30,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A number for markers, references and names that no earlier run on the same database used
+ * (the pid alone repeats: a test database outlives the processes that fill it). */
+static int run_id(void)
+{
+    static int id;
+    if (id == 0)
+        id = (int)(time(NULL) % 20000) * 100000 + getpid() % 100000;
+    return id;
+}
+
 #ifndef RAISECTL_BIN
 #error "RAISECTL_BIN must be defined (tests/CMakeLists.txt)"
 #endif
@@ -613,7 +623,8 @@ static void start(void)
     person_new(&w.officer, w.police, "police_liaison", NULL);
     person_new(&w.nurse, w.health, "practitioner", NULL);
     person_new(&w.outsider, w.housing, "practitioner", NULL);
-    w.reference = xasprintf("NWD-%d", getpid()); /* short: tables and the feed cut long ones */
+    w.reference =
+        xasprintf("NWD-%d", run_id() % 1000000); /* short: tables and the feed cut long ones */
     char body[1024];
     snprintf(body, sizeof(body),
              "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"Alex\",\"family_name\":"
@@ -666,9 +677,9 @@ START_TEST(three_users_end_to_end)
 {
     /* the feed cuts a line at 100 columns: the summary is found by its first word */
     char summary[128], marker[32], description[64], path[256];
-    snprintf(marker, sizeof(marker), "K%d ", getpid());
+    snprintf(marker, sizeof(marker), "K%d ", run_id());
     snprintf(summary, sizeof(summary), "%sseen at the bus station with two older males", marker);
-    snprintf(description, sizeof(description), "Book GP visit %d", getpid());
+    snprintf(description, sizeof(description), "Book GP visit %d", run_id() % 1000000);
 
     login(&w.officer);
     login(&w.nurse);
@@ -737,7 +748,8 @@ START_TEST(three_users_end_to_end)
     ck_assert_msg(strstr(r.out, "OFFICIAL-SENSITIVE") != NULL, "agenda: %.900s", r.out);
     ck_assert_msg(strstr(r.out, "Not to be disclosed to the family") != NULL,
                   "agenda lacks the handling conditions: %.900s", r.out);
-    char *md_ref = xasprintf("Alex Client (NWD\\-%d)", getpid()); /* markdown escapes '-' */
+    char *md_ref =
+        xasprintf("Alex Client (NWD\\-%d)", run_id() % 1000000); /* markdown escapes '-' */
     ck_assert_msg(strstr(r.out, md_ref) != NULL, "agenda lacks %.900s: %.900s", md_ref, r.out);
     free(md_ref);
     rc_free(&r);
@@ -970,7 +982,7 @@ START_TEST(feed_reconnects)
     char summary[4][64];
     char *ids[4];
     for (int i = 0; i < 4; i++)
-        snprintf(summary[i], sizeof(summary[i]), "R%d-%d restart item", i + 1, getpid());
+        snprintf(summary[i], sizeof(summary[i]), "R%d-%d restart item", i + 1, run_id());
     login(&w.nurse);
     struct bg feed;
     feed_start(&feed, &w.nurse, &a);
@@ -1024,8 +1036,8 @@ START_TEST(feed_since_json_and_sign_out)
 {
     itest_server_start(&b, "stream_heartbeat = 1\n"); /* checks sessions every second */
     char s1[64], s2[64], env[512];
-    snprintf(s1, sizeof(s1), "S1-%d first", getpid());
-    snprintf(s2, sizeof(s2), "S2-%d second", getpid());
+    snprintf(s1, sizeof(s1), "S1-%d first", run_id());
+    snprintf(s2, sizeof(s2), "S2-%d second", run_id());
     char *n0 = itest_sql_value("SELECT coalesce(max(id), 0) FROM events");
     char *i1 = post_api(&a, w.officer.token, s1);
     char *n1 = itest_sql_value("SELECT max(id) FROM events");
@@ -1088,7 +1100,7 @@ END_TEST
 START_TEST(feed_shows_the_whole_reference)
 {
     char ref[64], body[1024], marker[32];
-    snprintf(ref, sizeof(ref), "NWD-2026-%06d", getpid() % 1000000);
+    snprintf(ref, sizeof(ref), "NWD-2026-%06d", run_id() % 1000000);
     snprintf(body, sizeof(body),
              "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"Long\",\"family_name\":"
              "\"Reference\",\"date_of_birth\":\"2011-01-01\",\"status\":\"in_care\","
@@ -1100,7 +1112,7 @@ START_TEST(feed_shows_the_whole_reference)
     login(&w.nurse);
     struct bg feed;
     feed_start(&feed, &w.nurse, &a);
-    snprintf(marker, sizeof(marker), "L%d", getpid());
+    snprintf(marker, sizeof(marker), "L%d", run_id());
     snprintf(body, sizeof(body),
              "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"%s\","
              "\"occurred_at\":\"%s\",\"risk_level\":\"low\","
@@ -1339,7 +1351,7 @@ START_TEST(records_and_json)
 {
     login(&w.mgr);
     char ref[64];
-    snprintf(ref, sizeof(ref), "CLI-%d", getpid());
+    snprintf(ref, sizeof(ref), "CLI-%d", run_id());
     struct rc r = run_as(&w.mgr.h, NULL, NULL,
                          "subjects add --hub %s --reference %s --given-name Sam --family-name "
                          "Lee --dob 2011-04-04 --status in_care --key-worker 'Pat Key' "
@@ -1635,7 +1647,7 @@ START_TEST(every_command)
     snprintf(officer_env, sizeof(officer_env), "RAISE_TOKEN=%s", w.officer.token);
     struct home *h = &w.mgr.h;
     login(&w.mgr);
-    int pid = getpid();
+    int pid = run_id();
 
     /* admin: agencies, hubs, users deactivate */
     /* (names that sort first: lists are sorted by name, 50 to a page) */
@@ -1665,7 +1677,7 @@ START_TEST(every_command)
     snprintf(args, sizeof(args),
              "subjects add --hub %s --reference TWO-%d --given-name Bo --family-name Two --dob "
              "2012-02-02 --status care_leaver --key-worker Kim --team %s",
-             w.hub, pid, w.health);
+             w.hub, pid % 1000000, w.health);
     char *two = ok_id(h, NULL, NULL, args);
 
     /* meetings */
