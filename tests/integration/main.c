@@ -13,6 +13,7 @@ Suite *meetings_suite(void);
 Suite *actions_suite(void);
 Suite *web_suite(void);
 Suite *raisectl_suite(void);
+Suite *browser_suite(void);
 
 int main(void)
 {
@@ -26,6 +27,7 @@ int main(void)
     srunner_add_suite(sr, web_suite());
     srunner_add_suite(sr, access_suite());
     srunner_add_suite(sr, raisectl_suite());
+    srunner_add_suite(sr, browser_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
