@@ -22,7 +22,10 @@ const spki = createHash('sha256')
   .digest('base64');
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage', `--ignore-certificate-errors-spki-list=${spki}`],
+  // the machine's network is closed: no background connections, updates or sync
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--disable-quic',
+    '--no-first-run', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
 });
 
 let failures = 0;
@@ -39,7 +42,7 @@ function check(ok, what) {
 const expected = /Failed to load resource: the server responded with a status of (401|422)/;
 
 async function browserUser(name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, locale: 'en-GB', timezoneId: 'Europe/London' });
   await context.addInitScript(() => {
     window.__csp = [];
     document.addEventListener('securitypolicyviolation', (e) =>
