@@ -217,7 +217,14 @@ int cmd_intel_post(struct rc *rc, const struct cmd *c, struct args *a)
             json_object_put(body);
             return cmds_usage(c, "%s is required (or in the --file body)", needed[i][1]);
         }
-    if (!json_object_object_get_ex(body, "occurred_at", NULL)) {
+    const char *given = arg_str(a, "idempotency-key");
+    int has_time = json_object_object_get_ex(body, "occurred_at", NULL);
+    if (given != NULL && !has_time) { /* "now" would differ on the retry: a different body */
+        json_object_put(body);
+        return cmds_usage(c, "--idempotency-key needs --occurred-at (or occurred_at in the "
+                             "--file body): a retry must send the very same body");
+    }
+    if (!has_time) {
         char now[32];
         time_t t = time(NULL);
         struct tm tm;
@@ -226,7 +233,6 @@ int cmd_intel_post(struct rc *rc, const struct cmd *c, struct args *a)
         json_object_object_add(body, "occurred_at", json_object_new_string(now));
     }
     char key[80];
-    const char *given = arg_str(a, "idempotency-key");
     if (given != NULL) {
         snprintf(key, sizeof(key), "Idempotency-Key: %s", given);
     } else { /* a retry of this very command by a person would be a new post: that is fine */

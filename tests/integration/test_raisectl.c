@@ -1773,6 +1773,14 @@ START_TEST(every_command)
              w.subject);
     snprintf(args, sizeof(args),
              "intel post --file - --summary 'F%d flag wins' --idempotency-key key-%d", pid, pid);
+    r = run_as(h, officer_env, body, "%s", args); /* "now" would differ on the retry */
+    ck_assert_rc(r, 2, "intel post --idempotency-key without --occurred-at");
+    ck_assert_msg(strstr(r.err, "--occurred-at") != NULL, "stderr: %.900s", r.err);
+    rc_free(&r);
+    snprintf(args, sizeof(args),
+             "intel post --file - --summary 'F%d flag wins' --idempotency-key key-%d "
+             "--occurred-at 2026-01-02T03:04:05Z",
+             pid, pid);
     char *i1 = ok_id(h, officer_env, body, args);
     char *i2 = ok_id(h, officer_env, body, args);
     ck_assert_str_eq(i1, i2);
