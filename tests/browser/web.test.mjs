@@ -97,6 +97,7 @@ function tomorrow(hours) {
 }
 
 const tests = [];
+const extra = []; // users some tests add
 function test(name, fn) {
   tests.push({ name, fn });
 }
@@ -276,6 +277,41 @@ test('the manager records an action; the agency completes it; the manager sees i
   await shot(manager, '11-manager-feed');
 });
 
+test('keyboard only: sign in, move between screens, focus is visible', async () => {
+  const k = await browserUser('keyboard');
+  k.user = cfg.users.nurse;
+  extra.push(k);
+  const p = k.page;
+  const focused = () => p.evaluate(() => {
+    const a = document.activeElement;
+    return { id: a.id, view: a.dataset ? a.dataset.view || '' : '',
+      outline: getComputedStyle(a).outlineStyle };
+  });
+  async function tabTo(want, what) {
+    for (let i = 0; i < 40; i++) {
+      await p.keyboard.press('Tab');
+      if (want(await focused()))
+        return;
+    }
+    check(false, `Tab never reached ${what}`);
+  }
+  await p.goto(cfg.url + '/');
+  await p.locator('form#sign-in').waitFor();
+  await tabTo((f) => f.id === 'username', 'the username');
+  await p.keyboard.type(k.user.username);
+  await p.keyboard.press('Tab');
+  check((await focused()).id === 'password', 'Tab from the username does not reach the password');
+  await p.keyboard.type(k.user.password);
+  await p.keyboard.press('Enter');
+  await p.locator('#whoami', { hasText: k.user.display_name }).waitFor();
+  await tabTo((f) => f.view === 'actions', 'the My actions button');
+  const f = await focused();
+  check(f.outline !== 'none', `the focused button shows no outline (${f.outline})`);
+  await p.keyboard.press('Enter');
+  await p.locator('section#view-actions').waitFor({ state: 'visible' });
+  await p.locator('#action-counts', { hasText: /1 completed/ }).waitFor(); // the nurse's, done above
+});
+
 test('signing out returns to the sign-in form and the cookie no longer works', async () => {
   await officer.page.click('button#sign-out');
   await officer.page.locator('form#sign-in').waitFor({ state: 'visible' });
@@ -284,7 +320,7 @@ test('signing out returns to the sign-in form and the cookie no longer works', a
 });
 
 test('no console errors and no CSP violations anywhere', async () => {
-  for (const u of [officer, nurse, manager]) {
+  for (const u of [officer, nurse, manager, ...extra]) {
     for (const v of await cspOf(u))
       problems.push(`${u.name}: CSP violation: ${v}`);
   }
