@@ -34,6 +34,7 @@
 #define LIMIT_DB_QUEUE_DEFAULT     1024 /* waiting queries per worker */
 #define LIMIT_DB_QUEUE_WAIT_MS     5000 /* a query waits this long for a connection */
 #define LIMIT_STATEMENT_TIMEOUT_MS 5000
+#define LIMIT_DB_STMT_CACHE        128 /* statements prepared per connection; others unnamed */
 #define LIMIT_DB_BACKOFF_MIN_MS    100
 #define LIMIT_DB_BACKOFF_MAX_MS    5000
 #define LIMIT_RETRY_AFTER_S        2 /* Retry-After on 503 */

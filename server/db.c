@@ -26,6 +26,13 @@ struct db_query {
     PGresult *res; /* owned; accumulated result */
     int internal;  /* the pool's own statement (LISTEN): no callback, never orphaned */
     int failed;    /* a result was an error: keep that one */
+    uint64_t hash; /* of sql, for the connection's statement cache */
+};
+
+/* A statement this connection has prepared (PQsendPrepare) under the name "s<index>". */
+struct db_stmt {
+    uint64_t hash;
+    char *sql; /* owned */
 };
 
 TAILQ_HEAD(query_list, db_query);
@@ -41,6 +48,12 @@ struct db_conn {
     int backoff_ms;
     int first;          /* still on the first connect attempt since the pool started */
     struct db_query *q; /* owned while BUSY */
+    /* Every statement is prepared once per connection and then only executed, so PostgreSQL
+     * parses and analyses it once, not per request (at most LIMIT_DB_STMT_CACHE; beyond
+     * that, unnamed). Forgotten with the connection. */
+    struct db_stmt stmts[LIMIT_DB_STMT_CACHE];
+    int nstmts;
+    int preparing; /* q's statement is being prepared (as stmts[nstmts]); execute it next */
 };
 
 struct db_pool {
@@ -64,6 +77,7 @@ struct db_pool {
 static void conn_start(struct db_conn *c);
 static void conn_event(evutil_socket_t fd, short what, void *arg);
 static void conn_dispatch(struct db_conn *c);
+static void conn_execute(struct db_conn *c);
 
 static void set_state(struct db_conn *c, enum conn_state s)
 {
@@ -79,6 +93,22 @@ static void set_state(struct db_conn *c, enum conn_state s)
         metrics_gauge_add(GAUGE_DB_BUSY, 1);
     c->pool->live += is_live - was_live;
     c->state = s;
+}
+
+static void stmts_forget(struct db_conn *c)
+{
+    for (int i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
+    c->nstmts = 0;
+    c->preparing = 0;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
 }
 
 static void query_free(struct db_query *q)
@@ -164,6 +194,7 @@ static void conn_broken(struct db_conn *c, const char *why)
     }
     PQfinish(c->pg);
     c->pg = NULL;
+    stmts_forget(c);
     set_state(c, CONN_DOWN);
     first_attempt_over(c);
     if (q != NULL)
@@ -273,6 +304,11 @@ static void conn_read(struct db_conn *c)
     while (!PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
+            if (c->preparing && !c->q->failed) {
+                conn_execute(c); /* prepared: now run it */
+                return;
+            }
+            c->preparing = 0;
             struct db_query *q = c->q;
             c->q = NULL;
             set_state(c, CONN_IDLE);
@@ -313,6 +349,41 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
         conn_read(c);
 }
 
+/* After a PQsend*: flush, and watch for the reply (or the rest of the flush). */
+static void conn_sent(struct db_conn *c, int ok)
+{
+    if (ok == 0) {
+        conn_broken(c, pg_error(c->pg));
+        return;
+    }
+    int r = PQflush(c->pg);
+    if (r < 0)
+        conn_broken(c, pg_error(c->pg));
+    else
+        conn_watch(c, r == 1 ? EV_READ | EV_WRITE : EV_READ, NULL);
+}
+
+static void conn_send_prepared(struct db_conn *c, int i)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "s%d", i);
+    struct db_query *q = c->q;
+    conn_sent(c, PQsendQueryPrepared(c->pg, name, q->nparams, (const char *const *)q->params, NULL,
+                                     NULL, 0));
+}
+
+/* c->q's statement is now prepared: keep it and execute it. */
+static void conn_execute(struct db_conn *c)
+{
+    struct db_query *q = c->q;
+    c->preparing = 0;
+    PQclear(q->res);
+    q->res = NULL;
+    c->stmts[c->nstmts].hash = q->hash;
+    c->stmts[c->nstmts].sql = xstrdup(q->sql);
+    conn_send_prepared(c, c->nstmts++);
+}
+
 /* Give the next queued query to an idle connection. */
 static void conn_dispatch(struct db_conn *c)
 {
@@ -329,20 +400,28 @@ static void conn_dispatch(struct db_conn *c)
         return;
     }
     metrics_count(COUNTER_DB_QUERIES);
-    if (PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                          NULL, 0) == 0) {
-        c->q = q;
-        set_state(c, CONN_BUSY);
-        conn_broken(c, pg_error(c->pg));
-        return;
-    }
     c->q = q;
     set_state(c, CONN_BUSY);
-    int r = PQflush(c->pg);
-    if (r < 0)
-        conn_broken(c, pg_error(c->pg));
-    else
-        conn_watch(c, r == 1 ? EV_READ | EV_WRITE : EV_READ, NULL);
+    if (q->internal) { /* LISTEN: once per connection, nothing to keep */
+        conn_sent(c, PQsendQueryParams(c->pg, q->sql, 0, NULL, NULL, NULL, NULL, 0));
+        return;
+    }
+    q->hash = sql_hash(q->sql);
+    for (int i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].hash == q->hash && strcmp(c->stmts[i].sql, q->sql) == 0) {
+            conn_send_prepared(c, i);
+            return;
+        }
+    if (c->nstmts == LIMIT_DB_STMT_CACHE) { /* full: run it unnamed, as before */
+        conn_sent(c, PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
+                                       (const char *const *)q->params, NULL, NULL, 0));
+        return;
+    }
+    char name[16];
+    snprintf(name, sizeof(name), "s%d", c->nstmts);
+    c->preparing = 1;
+    /* parameter types are inferred by the server, exactly as for PQsendQueryParams */
+    conn_sent(c, PQsendPrepare(c->pg, name, q->sql, 0, NULL));
 }
 
 static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -423,6 +502,7 @@ void db_pool_free(struct db_pool *pool)
         query_free(c->q);
         set_state(c, CONN_DOWN);
         PQfinish(c->pg);
+        stmts_forget(c);
     }
     event_free(pool->queue_timer);
     event_free(pool->kick);
