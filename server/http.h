@@ -91,6 +91,12 @@ void http_server_set_stream(struct http_server *hs, struct stream_worker *sw);
  * (for http_end_detached), r is freed, the caller ends the reply. */
 struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
                                    struct auth_user **user, struct http_server **server);
+/* Does the reply from http_detach use chunked transfer coding (an HTTP/1.1 client)? */
+int http_reply_chunked(struct evhttp_request *req);
+/* One chunk of text (not empty) on a reply from http_detach, written as one piece (one TLS
+ * record when the connection is idle): use this instead of evhttp_send_reply_chunk().
+ * chunked: http_reply_chunked(req), asked once. */
+void http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len);
 /* End a reply from http_detach (still attached to its connection) cleanly, after one last
  * chunk of text (not empty): use this, never evhttp_send_reply_end() directly (see http.c).
  * The caller must not touch req or its connection afterwards; the connection's close

@@ -36,6 +36,7 @@ struct stream_sub {
     long long cursor;       /* the last event id this subscriber has been sent (or skipped) */
     uint64_t blocked_since; /* ms; 0 = writing. Blocked: its unsent buffer is full */
     int dead;
+    int chunked; /* http_reply_chunked */
 };
 
 TAILQ_HEAD(sub_list, stream_sub);
@@ -116,10 +117,7 @@ static int sub_write(struct stream_sub *s, const char *text, size_t len)
             s->blocked_since = util_now_ms();
         return -1;
     }
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, text, len);
-    evhttp_send_reply_chunk(s->req, b);
-    evbuffer_free(b);
+    http_write_chunk(s->req, s->chunked, text, len);
     return 0;
 }
 
@@ -514,6 +512,7 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
     snprintf(s->addr, sizeof(s->addr), "%s", http_client_addr(r));
     snprintf(s->request_id, sizeof(s->request_id), "%s", r->id);
     s->req = http_detach(r, "text/event-stream", &s->user, &s->hs);
+    s->chunked = http_reply_chunked(s->req);
     s->evcon = evhttp_request_get_connection(s->req);
     evhttp_connection_set_closecb(s->evcon, sub_closed, s);
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);
