@@ -4,7 +4,7 @@
     capture.py --log POSTGRES_LOG --offset BYTES --out DIR
 
 Reads the PostgreSQL log from BYTES on (log_min_duration_statement = 0 was set on the
-scratch database; log_line_prefix '%m [%p] ', optionally followed by 'user@db ') and takes the last "execute <unnamed>:"
+scratch database; log_line_prefix '%m [%p] ', optionally followed by 'user@db ') and takes the last "execute <name>:" (raised prepares each statement once per connection: "s<k>")
 statement that starts with "WITH rows AS (" and writes 'action.read' (GET /v1/actions),
 with its "DETAIL:  parameters:" line from the same backend. Writes, with every $n replaced
 by its value as a literal (NULL stays NULL), so psql and pgbench run exactly what the
@@ -28,6 +28,7 @@ import re
 import sys
 
 PARAM_RE = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
+EXEC_RE = re.compile(r"execute (?:<unnamed>|s\d+): ")
 LINE_RE = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] (?:\S*@\S* )?(\w+):  (.*)$")
 
 
@@ -91,10 +92,10 @@ def main() -> int:
         m = LINE_RE.match(line)
         if not m or m.group(2) != "LOG":
             continue
-        k = m.group(3).find("execute <unnamed>: ")
-        if k < 0:
+        x = EXEC_RE.search(m.group(3))
+        if x is None:
             continue
-        stmt = m.group(3)[k + len("execute <unnamed>: "):]
+        stmt = m.group(3)[x.end():]
         if not stmt.startswith("WITH rows AS (") or "'action.read'" not in stmt:
             continue
         pid = m.group(1)
