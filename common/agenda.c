@@ -276,7 +276,9 @@ static const char *const action_groups[][2] = {
     {"overdue", "Overdue"},
     {"open", "Open"},
     {"completed", "Completed since the last meeting"},
+    {"cancelled", "Cancelled"}, /* only on a fixed agenda; shown only when there are some */
 };
+#define N_ACTION_GROUPS (sizeof(action_groups) / sizeof(action_groups[0]))
 
 static const char *or_dash(const char *s)
 {
@@ -423,9 +425,11 @@ char *agenda_markdown(json_object *agenda)
         }
         sbuf_addf(&b, "\n### %s\n", headings[2][1]);
         json_object *acts = jobj(e, "needs_to_happen");
-        for (int g = 0; g < 3; g++) {
+        for (size_t g = 0; g < N_ACTION_GROUPS; g++) {
             json_object *list = jobj(acts, action_groups[g][0]);
             size_t na = list ? json_object_array_length(list) : 0;
+            if (na == 0 && g == N_ACTION_GROUPS - 1)
+                continue;
             sbuf_addf(&b, "\n%s actions:%s\n", action_groups[g][1], na ? "\n" : " none.");
             for (size_t k = 0; k < na; k++)
                 md_action(&b, json_object_array_get_idx(list, k));
@@ -604,9 +608,11 @@ char *agenda_html(json_object *agenda)
         }
         sbuf_addf(&b, "<h3>%s</h3>\n", headings[2][1]);
         json_object *acts = jobj(e, "needs_to_happen");
-        for (int g = 0; g < 3; g++) {
+        for (size_t g = 0; g < N_ACTION_GROUPS; g++) {
             json_object *list = jobj(acts, action_groups[g][0]);
             size_t na = list ? json_object_array_length(list) : 0;
+            if (na == 0 && g == N_ACTION_GROUPS - 1)
+                continue;
             sbuf_addf(&b, "<p>%s actions:%s</p>\n", action_groups[g][1], na ? "" : " none.");
             if (na > 0)
                 sbuf_add(&b, "<ul>\n");

@@ -13,8 +13,10 @@ let current = null; // {meeting, agenda} of the open meeting, or null for the li
 
 const HEADINGS = [['worried_about', 'What are we worried about?'],
   ['working_well', "What's working well?"]];
+// 'cancelled' comes only on a fixed agenda and is shown only when there are some, as the
+// server's printable agenda does
 const ACTION_GROUPS = [['overdue', 'Overdue'], ['open', 'Open'],
-  ['completed', 'Completed since the last meeting']];
+  ['completed', 'Completed since the last meeting'], ['cancelled', 'Cancelled']];
 const MINUTES = [['worried_about', 'What are we worried about?'],
   ['working_well', "What's working well?"], ['needs_to_happen', 'What needs to happen?'],
   ['decisions', 'Decisions']];
@@ -280,6 +282,8 @@ function renderAgenda(box, a) {
         el('h4', {}, 'What needs to happen?'),
         ACTION_GROUPS.map(([k, h]) => {
           const list = e.needs_to_happen[k] || [];
+          if (k === 'cancelled' && !list.length)
+            return null;
           return [el('p', {}, `${h} actions:${list.length ? '' : ' none.'}`),
             list.length ? el('ul', {}, list.map(actionLi)) : null];
         }));

@@ -231,6 +231,32 @@ START_TEST(markdown_escapes_every_value)
 }
 END_TEST
 
+/* A fixed agenda keeps actions cancelled after the start: every format shows them, and a
+ * young person without any gets no empty "Cancelled" line. */
+START_TEST(cancelled_actions_in_every_format)
+{
+    json_object *o = json_tokener_parse(
+        "{\"meeting\":{\"title\":\"T\"},\"frozen\":true,\"young_people\":["
+        "{\"subject\":{\"reference\":\"R1\",\"team\":[]},\"score\":1,\"reasons\":[],"
+        "\"worried_about\":[],\"working_well\":[],\"needs_to_happen\":{\"overdue\":[],"
+        "\"open\":[],\"completed\":[],\"cancelled\":[{\"description\":\"Gone plan\","
+        "\"owner_agency\":{\"name\":\"Health\"}}]}},"
+        "{\"subject\":{\"reference\":\"R2\",\"team\":[]},\"score\":0,\"reasons\":[],"
+        "\"worried_about\":[],\"working_well\":[],\"needs_to_happen\":{\"overdue\":[],"
+        "\"open\":[],\"completed\":[],\"cancelled\":[]}}]}");
+    ck_assert_ptr_nonnull(o);
+    char *m = agenda_markdown(o), *h = agenda_html(o);
+    ck_assert_int_eq(count(m, "Cancelled actions:"), 1);
+    ck_assert_msg(strstr(m, "Cancelled actions:\n\n- Gone plan") != NULL, "%s", m);
+    ck_assert_int_eq(count(h, "Cancelled actions:"), 1);
+    ck_assert(strstr(h, "<p>Cancelled actions:</p>\n<ul>\n<li>Gone plan") != NULL);
+    ck_assert_int_eq(count(m, "Completed since the last meeting actions: none."), 2);
+    free(m);
+    free(h);
+    json_object_put(o);
+}
+END_TEST
+
 Suite *agenda_suite(void)
 {
     Suite *s = suite_create("agenda");
@@ -238,6 +264,7 @@ Suite *agenda_suite(void)
     tcase_add_loop_test(tc, score_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
     tcase_add_test(tc, reasons_largest_first);
     tcase_add_test(tc, sort_by_score_then_reference);
+    tcase_add_test(tc, cancelled_actions_in_every_format);
     tcase_add_test(tc, html_escapes_every_value);
     tcase_add_test(tc, markdown_escapes_every_value);
     suite_add_tcase(s, tc);
