@@ -363,13 +363,19 @@ static void conn_sent(struct db_conn *c, int ok)
         conn_watch(c, r == 1 ? EV_READ | EV_WRITE : EV_READ, NULL);
 }
 
+/* The name of the connection's i-th prepared statement. */
+static const char *stmt_name(char name[16], int i)
+{
+    snprintf(name, 16, "s%d", i);
+    return name;
+}
+
 static void conn_send_prepared(struct db_conn *c, int i)
 {
     char name[16];
-    snprintf(name, sizeof(name), "s%d", i);
     struct db_query *q = c->q;
-    conn_sent(c, PQsendQueryPrepared(c->pg, name, q->nparams, (const char *const *)q->params, NULL,
-                                     NULL, 0));
+    conn_sent(c, PQsendQueryPrepared(c->pg, stmt_name(name, i), q->nparams,
+                                     (const char *const *)q->params, NULL, NULL, 0));
 }
 
 /* c->q's statement is now prepared: keep it and execute it. */
@@ -418,10 +424,9 @@ static void conn_dispatch(struct db_conn *c)
         return;
     }
     char name[16];
-    snprintf(name, sizeof(name), "s%d", c->nstmts);
     c->preparing = 1;
     /* parameter types are inferred by the server, exactly as for PQsendQueryParams */
-    conn_sent(c, PQsendPrepare(c->pg, name, q->sql, 0, NULL));
+    conn_sent(c, PQsendPrepare(c->pg, stmt_name(name, c->nstmts), q->sql, 0, NULL));
 }
 
 static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)

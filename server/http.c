@@ -288,10 +288,6 @@ static void ending_flushed(struct evhttp_connection *evcon, void *arg)
     free(e);
 }
 
-/* evhttp_send_reply_chunk() puts the size line, the text and the CRLF in separate pieces of
- * the output buffer, and bufferevent_openssl calls SSL_write once per piece: two or three TLS
- * records and write() calls per event, which is most of what a stream with a thousand readers
- * costs. Here the whole chunk goes into one contiguous piece. */
 int http_reply_chunked(struct evhttp_request *req)
 {
     const char *te =
@@ -299,6 +295,10 @@ int http_reply_chunked(struct evhttp_request *req)
     return te != NULL && strcasecmp(te, "chunked") == 0; /* not for an HTTP/1.0 client */
 }
 
+/* evhttp_send_reply_chunk() puts the size line, the text and the CRLF in separate pieces of
+ * the output buffer, and bufferevent_openssl calls SSL_write once per piece: two or three TLS
+ * records and write() calls per event, which is most of what a stream with a thousand readers
+ * costs. Here the whole chunk goes into one contiguous piece. */
 void http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
