@@ -87,7 +87,7 @@ static const char create_sql[] =
     "    AND chk.owner_ok AND chk.assignee_ok AND chk.due_ok RETURNING *), "
     "hist AS (INSERT INTO action_history (action_id, user_id, agency_id, kind, to_status, note) "
     "  SELECT id, $7, $8, 'created', 'open', NULL FROM ins), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
     "  SELECT 'action.created', subject_id, hub_id, id FROM ins), "
     AUDIT_CTE("$10", "'action.create'", "'ok'", "'action'", "ins.id::text", "ins.subject_id",
               "ins.hub_id", ", ins") " "
@@ -259,7 +259,7 @@ static const char transition_sql[] =
     "hist AS (INSERT INTO action_history (action_id, user_id, agency_id, kind, from_status, "
     "    to_status, note, evidence_ref) "
     "  SELECT u.id, $4, $2, $5, chk.status, u.status, $6, $7 FROM u, chk), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
     "  SELECT $13, u.subject_id, u.hub_id, u.id FROM u), "
     AUDIT_CTE("$9", "'action.' || $5", "'ok'", "'action'", "u.id::text", "u.subject_id",
               "u.hub_id", ", u") " "
@@ -627,7 +627,7 @@ static const char sweep_sql[] =
     "  AND x.status = 'open' AND x.overdue_noted_at IS NULL RETURNING x.*), "
     "hist AS (INSERT INTO action_history (action_id, kind, from_status, to_status) "
     "  SELECT id, 'overdue', 'open', 'open' FROM u), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
     "  SELECT 'action.overdue', subject_id, hub_id, id FROM u ORDER BY due_date, id) "
     "SELECT count(*) FROM u";
 /* clang-format on */

@@ -11,12 +11,12 @@
 struct http_req;
 
 #define AUDIT_CTE(ctx, action, outcome, rtype, rid, subject, hub, from)                            \
-    "audit AS (INSERT INTO audit_log (user_id, username, agency_id, role, route, client_addr, "    \
+    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "    \
     "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "           \
     "SELECT (c->>'user_id')::uuid, c->>'username', (c->>'agency_id')::uuid, c->>'role', "          \
     "c->>'route', c->>'client_addr', c->>'request_id', c->>'purpose', " action ", " outcome        \
     ", " rtype ", " rid ", " subject ", " hub " FROM (SELECT " ctx "::jsonb AS c) ctx" from        \
-    " RETURNING seq)"
+    " RETURNING qid)"
 
 /* JSON for AUDIT_CTE's ctx parameter (owned): user, agency, role, route pattern, client
  * address, request id, and purpose (X-Purpose header, else the route's purpose). */

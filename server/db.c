@@ -72,6 +72,7 @@ struct db_pool {
     char *listen_sql;          /* owned; "LISTEN channel", or NULL */
     void (*notify_cb)(const char *payload, void *arg);
     void *notify_arg;
+    void (*after_ok)(void);
 };
 
 static void conn_start(struct db_conn *c);
@@ -129,9 +130,12 @@ static void query_finish(struct db_query *q, enum db_status st)
         metrics_count(COUNTER_DB_UNAVAILABLE);
     if (st == DB_ERROR)
         metrics_count(COUNTER_DB_ERRORS);
+    void (*after_ok)(void) = st == DB_OK && !q->internal ? q->pool->after_ok : NULL;
     if (q->cb != NULL)
         q->cb(st, st == DB_UNAVAILABLE ? NULL : q->res, q->arg);
     query_free(q);
+    if (after_ok != NULL)
+        after_ok();
 }
 
 /* Watch the connection's socket for `what` (EV_READ and/or EV_WRITE). The socket can change
@@ -405,7 +409,8 @@ static void conn_dispatch(struct db_conn *c)
         conn_dispatch(c);
         return;
     }
-    metrics_count(COUNTER_DB_QUERIES);
+    if (pool->listen_sql == NULL) /* the LISTEN pool's runs: raise_sequencer_runs_total */
+        metrics_count(COUNTER_DB_QUERIES);
     c->q = q;
     set_state(c, CONN_BUSY);
     if (q->internal) { /* LISTEN: once per connection, nothing to keep */
@@ -474,6 +479,7 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
         pool->listen_sql = xasprintf("LISTEN %s", o->listen_channel);
     pool->notify_cb = o->notify_cb;
     pool->notify_arg = o->notify_arg;
+    pool->after_ok = o->after_ok;
     struct timeval tick = {0, 100 * 1000};
     event_add(pool->queue_timer, &tick);
     for (int i = 0; i < o->size; i++) {

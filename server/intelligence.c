@@ -117,7 +117,7 @@ static const char post_sql[] =
     "    array(SELECT DISTINCT a FROM unnest($18::uuid[] || $2::uuid) a ORDER BY a) END, $4, $5 "
     "  FROM subj, strangers WHERE strangers.n = 0 AND NOT EXISTS (SELECT 1 FROM prior) "
     "  RETURNING *), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
     "  SELECT 'intelligence.posted', ins.subject_id, subj.hub_id, ins.id FROM ins, subj), "
         AUDIT_CTE("$19", "'intelligence.create'", "'ok'", "'intelligence'", "ins.id::text",
                   "ins.subject_id", "subj.hub_id", ", ins, subj")
@@ -355,7 +355,7 @@ static const char retract_sql[] =
     "u AS (UPDATE intelligence SET retracted_at = now(), retracted_by = $4, "
     "  retraction_reason = $5 FROM it WHERE intelligence.id = it.id AND it.ours "
     "  AND NOT it.done AND intelligence.retracted_at IS NULL RETURNING intelligence.*), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
     "  SELECT 'intelligence.retracted', u.subject_id, it.hub_id, u.id FROM u, it), "
         AUDIT_CTE("$6", "'intelligence.retract'", "'ok'", "'intelligence'", "u.id::text",
                   "u.subject_id", "it.hub_id", ", u, it")

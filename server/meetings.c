@@ -131,7 +131,7 @@ static const char create_sql[] =
     "  SELECT m.id, x FROM m, unnest($5::uuid[]) x), "
     "ma AS (INSERT INTO meeting_agencies (meeting_id, agency_id) "
     "  SELECT m.id, x FROM m, unnest($6::uuid[]) x), "
-    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, hub_id, record_id) "
     "  SELECT 'meeting.scheduled', m.hub_id, m.id FROM m), "
         AUDIT_CTE("$8", "'meeting.create'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
                   ", m")
@@ -386,7 +386,7 @@ static const char patch_sql[] =
     "  needs_to_happen = coalesce(excluded.needs_to_happen, mm.needs_to_happen), "
     "  decisions = coalesce(excluded.decisions, mm.decisions), "
     "  updated_by = excluded.updated_by, updated_at = now()), "
-    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, hub_id, record_id) "
     "  SELECT 'meeting.updated', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$15", "'meeting.update'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
@@ -560,7 +560,7 @@ static const char start_sql[] =
     "  SELECT win.meeting_id, a.subject_id, 'action', a.id FROM win JOIN actions a "
     "  ON a.subject_id = win.subject_id AND (a.status = 'open' OR (a.status = 'completed' "
     "  AND a.completed_at >= win.since))), "
-    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, hub_id, record_id) "
     "  SELECT 'meeting.started', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.start'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
@@ -574,7 +574,7 @@ static const char close_sql[] =
     "u AS (UPDATE meetings SET status = 'closed', closed_at = now(), closed_by = $4, "
     "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'started' "
     "  AND m.chair_id = $4 RETURNING meetings.*), "
-    "ev AS (INSERT INTO events (type, hub_id, record_id) "
+    "ev AS (INSERT INTO event_queue (type, hub_id, record_id) "
     "  SELECT 'meeting.closed', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.close'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")

@@ -31,7 +31,12 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_tls_reloads_total", "Successful certificate reloads"},
     {"raise_connections_paused_total", "Times accepting paused at max_connections"},
     {"raise_stream_dropped_total", "Stream subscribers cut off for not keeping up"},
-    {"raise_db_queries_total", "Statements sent to PostgreSQL (database round trips)"},
+    {"raise_db_queries_total",
+     "Statements sent to PostgreSQL for requests and streams (database round trips)"},
+    {"raise_sequencer_runs_total",
+     "raise_sequence() runs that numbered events and chained audit rows"},
+    {"raise_sequencer_rows_total", "Queued event and audit rows they moved"},
+    {"raise_sequencer_failures_total", "raise_sequence() runs that failed (rows stay queued)"},
 };
 
 static const char *const *route_names;
@@ -61,6 +66,11 @@ long metrics_gauge_get(enum metrics_gauge g)
 void metrics_count(enum metrics_counter c)
 {
     atomic_fetch_add_explicit(&counters[c], 1, memory_order_relaxed);
+}
+
+void metrics_add(enum metrics_counter c, long n)
+{
+    atomic_fetch_add_explicit(&counters[c], n, memory_order_relaxed);
 }
 
 void metrics_request(int route, int status, double seconds)

@@ -24,6 +24,9 @@ enum metrics_counter {
     COUNTER_CONN_REJECTED, /* listener paused at max_connections */
     COUNTER_SSE_DROPPED,   /* stream subscribers cut off for not keeping up */
     COUNTER_DB_QUERIES,    /* statements sent to PostgreSQL (round trips) */
+    COUNTER_SEQUENCE_RUNS, /* raise_sequence() runs (sequencer.h) */
+    COUNTER_SEQUENCE_ROWS, /* events and audit rows they moved out of the queues */
+    COUNTER_SEQUENCE_FAILED,
     COUNTER_COUNT
 };
 
@@ -32,6 +35,7 @@ void metrics_init(const char *const *route_names, size_t nroutes);
 void metrics_gauge_add(enum metrics_gauge g, long delta);
 long metrics_gauge_get(enum metrics_gauge g);
 void metrics_count(enum metrics_counter c);
+void metrics_add(enum metrics_counter c, long n);
 /* route: index into the table, or -1 for unmatched. */
 void metrics_request(int route, int status, double seconds);
 void metrics_render(struct evbuffer *out);

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "routes.h"
+#include "sequencer.h"
 #include "stream.h"
 #include "actions.h"
 #include "tls.h"
@@ -224,6 +225,7 @@ static void *worker_main(void *arg)
         .queue_wait_ms = srv.cfg->db_queue_wait,
         .statement_timeout_ms = srv.cfg->statement_timeout,
         .worker_id = w->id,
+        .after_ok = sequencer_kick, /* its rows may be queued: number and chain them */
     };
     w->db = db_pool_new(w->base, &o);
     w->http = http_server_new(w->base, w->id, w->listen_fd, srv.cfg, w->db);
@@ -387,11 +389,25 @@ int server_run(struct config *cfg)
                                   .listen_channel = "raise_events",
                                   .notify_cb = stream_notify_all};
         srv.listener = db_pool_new(srv.base, &lo);
-        event_base_dispatch(srv.base);
-        rc = 0;
+        if (sequencer_start(srv.base, srv.listener) < 0) {
+            fprintf(stderr, "raised: cannot start the sequencer\n");
+            for (int i = 0; i < srv.nthreads; i++)
+                event_active(srv.workers[i].stop_ev, EV_READ, 0);
+        } else {
+            event_base_dispatch(srv.base);
+            rc = 0;
+        }
+        sequencer_stop();
     }
     for (int i = 0; i < srv.nthreads; i++)
         pthread_join(srv.workers[i].thread, NULL);
+    if (rc == 0) { /* what the last requests queued; else the next server's first run */
+        char *why = NULL;
+        if (sequencer_flush(cfg->database_url, &why) < 0) {
+            log_warn("stop: events and audit rows stay queued until a server runs (%s)", why);
+            free(why);
+        }
+    }
     work_stop();
     db_pool_free(srv.listener);
     srv.listener = NULL;

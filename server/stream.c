@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "raise_limits.h"
 #include "resource.h"
+#include "sequencer.h"
 #include "server.h"
 #include "config.h"
 #include "util.h"
@@ -236,7 +237,7 @@ static void audit_done(enum db_status st, PGresult *res, void *arg)
 }
 
 static const char audit_sql[] =
-    "INSERT INTO audit_log (user_id, username, agency_id, role, route, client_addr, "
+    "INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "
     "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "
     "SELECT x.user_id, x.username, x.agency_id, x.role, 'GET /v1/stream', x.client_addr, "
     "x.request_id, 'live feed', 'stream.deliver', 'ok', x.record_type, x.record_id, "
@@ -537,5 +538,7 @@ void stream_get(struct http_req *r)
             return;
         }
     }
-    http_query(r, "SELECT id FROM event_head", 0, NULL, started);
+    /* where the log stands once everything answered before this request is numbered: an
+     * event whose post was answered before the stream opened is not sent as a new one */
+    http_query_sequenced(r, "SELECT id FROM event_head", 0, NULL, started, NULL);
 }

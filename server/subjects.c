@@ -201,8 +201,8 @@ static const char patch_sql[] =
     "added AS (INSERT INTO subject_team (subject_id, agency_id) "
     "          SELECT u.id, a FROM u, unnest($4::uuid[]) a WHERE $4::uuid[] IS NOT NULL "
     "          ON CONFLICT DO NOTHING RETURNING agency_id), "
-    "ev AS (INSERT INTO events (type, subject_id, hub_id, record_id) "
-    "       SELECT 'subject.updated', u.id, u.hub_id, u.id FROM u RETURNING id), "
+    "ev AS (INSERT INTO event_queue (type, subject_id, hub_id, record_id) "
+    "       SELECT 'subject.updated', u.id, u.hub_id, u.id FROM u), "
         AUDIT_CTE("$7", "'subject.update'", "'ok'", "'subject'", "u.id::text", "u.id", "u.hub_id",
                   ", u")
     " SELECT target.mine AS _mine, target.visible AS _visible, " SUBJECT_COLUMNS("u") ", "

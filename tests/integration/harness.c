@@ -54,11 +54,20 @@ int itest_sql(const char *sql)
     return rc;
 }
 
+/* Requests queue their events and audit rows; the server's sequencer moves them into events
+ * and audit_log a moment after the request (sql/007). A check reads once the queues are
+ * empty (up to 5 s: if the sequencer does not run, the rows are missing and the check
+ * fails). */
+static const char sequenced_sql[] =
+    "DO $$ BEGIN FOR i IN 1..500 LOOP EXIT WHEN NOT EXISTS (SELECT 1 FROM event_queue) AND "
+    "NOT EXISTS (SELECT 1 FROM audit_queue); PERFORM pg_sleep(0.01); END LOOP; END $$;\n";
+
 char *itest_sql_value(const char *sql)
 {
     char path[PATH_MAX + 16], cmd[PATH_MAX * 2 + 512];
     snprintf(path, sizeof(path), "%s/sql.%d", itest.dir, getpid());
     FILE *f = fopen(path, "w");
+    fputs(sequenced_sql, f);
     fputs(sql, f);
     fclose(f);
     snprintf(cmd, sizeof(cmd), "psql -X -q -tA '%s' -f '%s' 2>/dev/null", itest.conninfo, path);

@@ -521,12 +521,149 @@ START_TEST(meeting_events_per_reader)
 }
 END_TEST
 
+/* ---- the sequencer (sql/007): requests queue, one run at a time numbers and chains */
+
+/* Many posts at once on both instances: a stream gets every one, once, in strictly
+ * increasing id order, and the event ids have no gap (each run follows the last). */
+START_TEST(concurrent_posts_reach_the_stream_in_order)
+{
+    enum { N = 24 };
+    char *subject = make_subject(team2());
+    struct sse *s = sse_open(&a, w.nurse, -1);
+    char body[1024], keys[N][96];
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"risky_associate\",\"summary\":\"At once\","
+             "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"high\","
+             "\"grading\":{\"source\":1,\"assessment\":\"A\",\"handling\":\"P\"}}",
+             subject);
+    struct racer x[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "%s", itest_unique("at-once-"));
+        x[i] = (struct racer){.s = i % 2 ? &b : &a, .body = body, .key = keys[i]};
+        pthread_create(&t[i], NULL, race_post, &x[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    char *ids[N];
+    int seen[N] = {0};
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(x[i].r.status == 201, "%d %s", x[i].r.status, x[i].r.body);
+        json_object *o = itest_json(&x[i].r);
+        ids[i] = strdup(itest_jstr(o, "id"));
+        json_object_put(o);
+        https_response_clear(&x[i].r);
+    }
+    struct sse_event ev;
+    long long prev = 0;
+    for (int got = 0; got < N; got++) {
+        ck_assert_msg(sse_next(s, &ev, 5000), "only %d of %d posts reached the stream", got, N);
+        ck_assert_int_gt(ev.id, prev);
+        prev = ev.id;
+        int which = -1;
+        for (int i = 0; i < N && which < 0; i++)
+            if (strstr(ev.data, ids[i]) != NULL)
+                which = i;
+        ck_assert_msg(which >= 0 && !seen[which], "unexpected or repeated event: %s", ev.data);
+        seen[which] = 1;
+        free(ev.data);
+    }
+    ck_assert(!sse_next(s, &ev, 300));
+    sse_close(s);
+    char *gapless = itest_sql_value("SELECT count(*) = max(id) AND min(id) = 1 FROM events");
+    ck_assert_str_eq(gapless, "t");
+    free(gapless);
+    for (int i = 0; i < N; i++)
+        free(ids[i]);
+    free(subject);
+}
+END_TEST
+
+/* A process that stopped between its commit and its sequencer run leaves queued rows with
+ * no one kicked: a running server's once-a-second run picks them up, the event reaches the
+ * stream, and the audit row joins the chain. */
+START_TEST(rows_left_queued_are_sequenced)
+{
+    char *subject = make_subject(team2());
+    char sql[1024];
+    /* nothing else happens meanwhile (no request, and no stream has been open, see
+     * stream_suite): only the sequencer's timer runs */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO audit_queue (action, route, record_type, record_id, subject_id) "
+             "VALUES ('test.left_behind', 'TEST', 'subject', '%s', '%s');",
+             subject, subject);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT count(*) FROM audit_queue) || '/' || count(*) FROM audit_log "
+             "WHERE action = 'test.left_behind' AND record_id = '%s'",
+             subject);
+    char *n = itest_sql_value(sql); /* waits up to 5 s for the queues to empty */
+    ck_assert_str_eq(n, "0/1");
+    free(n);
+    struct https_response r = {0};
+    itest_call(&a, w.admin, "GET", "/v1/audit/verify", NULL, &r);
+    ck_assert_msg(r.status == 200 && strstr(r.body, "\"ok\":true") != NULL, "%d %s", r.status,
+                  r.body);
+    https_response_clear(&r);
+    /* and an event, to an open stream */
+    struct sse *s = sse_open(&b, w.nurse, -1);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO event_queue (type, subject_id, hub_id, record_id) VALUES "
+             "('subject.updated', '%s', '%s', '%s');",
+             subject, w.hub, subject);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    struct sse_event ev;
+    ck_assert_msg(sse_next(s, &ev, 3000), "the queued event was not sequenced");
+    ck_assert_str_eq(ev.type, "subject.updated");
+    ck_assert_msg(strstr(ev.data, subject) != NULL, "%s", ev.data);
+    free(ev.data);
+    sse_close(s);
+    free(subject);
+}
+END_TEST
+
+/* The queues have their tables' columns and CHECKs: a row that was queued can always be
+ * moved (one the table refused would stop the sequencer for everyone). A migration that
+ * changes a CHECK on events or audit_log must change the queue's as well. */
+START_TEST(queues_mirror_their_tables)
+{
+#define COLS(t, skip)                                                                              \
+    "(SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "             \
+    "attnotnull, ', ' ORDER BY attname) FROM pg_attribute WHERE attrelid = '" t "'::regclass "     \
+    "AND attnum > 0 AND NOT attisdropped AND attname NOT IN (" skip "))"
+#define CHECKS(t)                                                                                  \
+    "(SELECT string_agg(pg_get_constraintdef(oid), '; ' ORDER BY pg_get_constraintdef(oid)) "      \
+    "FROM pg_constraint WHERE conrelid = '" t "'::regclass AND contype = 'c')"
+    char *same = itest_sql_value("SELECT " COLS("events", "'id'") " = " COLS("event_queue", "'qid'") " AND " COLS("audit_log", "'seq', 'prev_hash', 'hash'") " = " COLS(
+        "audit_queue",
+        "'qid'") " AND " CHECKS("events") " IS NOT "
+                                          "DISTINCT "
+                                          "FROM"
+                                          " " CHECKS(
+                                              "even"
+                                              "t_"
+                                              "queu"
+                                              "e") " AND " CHECKS("audit_log") " IS NOT DISTINCT "
+                                                                               "FROM " CHECKS("audi"
+                                                                                              "t_"
+                                                                                              "queu"
+                                                                                              "e"));
+#undef COLS
+#undef CHECKS
+    ck_assert_ptr_nonnull(same);
+    ck_assert_str_eq(same, "t");
+    free(same);
+}
+END_TEST
+
 Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
     TCase *tc = tcase_create("stream");
     tcase_add_unchecked_fixture(tc, start, stop);
     tcase_set_timeout(tc, 120);
+    /* first: no stream has been open yet, so nothing but the sequencer's own timer runs */
+    tcase_add_test(tc, rows_left_queued_are_sequenced);
     tcase_add_test(tc, delivered_to_the_team_only_with_conditions);
     tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
     tcase_add_test(tc, team_change_mid_stream);
@@ -536,6 +673,8 @@ Suite *stream_suite(void)
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
+    tcase_add_test(tc, concurrent_posts_reach_the_stream_in_order);
+    tcase_add_test(tc, queues_mirror_their_tables);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,190 @@
+#include "sequencer.h"
+
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "xmalloc.h"
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SWEEP_MS 1000 /* a run at least this often: rows another process left queued */
+
+static const char run_sql[] = "SELECT raise_sequence()";
+
+static struct {
+    struct db_pool *pool; /* borrowed */
+    struct event *kick;   /* owned; activated from any thread */
+    struct event *sweep;  /* owned */
+    int running;          /* a run is in flight */
+    int again;            /* kicked while it was: one more run after it */
+    int failing;          /* the last run failed: logged once until one succeeds */
+} seq;
+
+/* Guards seq.kick against sequencer_stop while a worker kicks. */
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void run(void);
+
+static void ran(enum db_status st, PGresult *res, void *arg)
+{
+    (void)arg;
+    seq.running = 0;
+    if (st == DB_OK) {
+        int n = atoi(PQgetvalue(res, 0, 0));
+        metrics_count(COUNTER_SEQUENCE_RUNS);
+        metrics_add(COUNTER_SEQUENCE_ROWS, n);
+        if (seq.failing)
+            log_info("sequencer: running again");
+        seq.failing = 0;
+        if (n >= SEQUENCE_BATCH)
+            seq.again = 1; /* a backlog: take the next batch at once */
+    } else {
+        metrics_count(COUNTER_SEQUENCE_FAILED);
+        if (!seq.failing) /* rows stay queued; the sweep tries again */
+            log_error("sequencer: raise_sequence() failed (%s %s); events and audit rows stay "
+                      "queued until it works",
+                      res ? db_sqlstate(res) : "unavailable", res ? PQresultErrorMessage(res) : "");
+        seq.failing = 1;
+        seq.again = 0;
+    }
+    if (seq.again)
+        run();
+}
+
+static void run(void)
+{
+    if (seq.running) {
+        seq.again = 1;
+        return;
+    }
+    seq.again = 0;
+    if (db_query(seq.pool, run_sql, 0, NULL, ran, NULL) != NULL)
+        seq.running = 1; /* else no connection: the sweep tries again */
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    run();
+}
+
+int sequencer_start(struct event_base *base, struct db_pool *pool)
+{
+    memset(&seq, 0, sizeof(seq));
+    seq.pool = pool;
+    struct event *kick = event_new(base, -1, 0, kick_cb, NULL);
+    seq.sweep = event_new(base, -1, EV_PERSIST, kick_cb, NULL);
+    struct timeval every = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+    if (kick == NULL || seq.sweep == NULL || event_add(seq.sweep, &every) < 0) {
+        if (kick != NULL)
+            event_free(kick);
+        return -1;
+    }
+    pthread_mutex_lock(&kick_lock);
+    seq.kick = kick;
+    pthread_mutex_unlock(&kick_lock);
+    return 0;
+}
+
+void sequencer_kick(void)
+{
+    pthread_mutex_lock(&kick_lock);
+    if (seq.kick != NULL)
+        event_active(seq.kick, EV_READ, 0); /* thread-safe: evthread_use_pthreads */
+    pthread_mutex_unlock(&kick_lock);
+}
+
+void sequencer_stop(void)
+{
+    pthread_mutex_lock(&kick_lock);
+    if (seq.kick != NULL)
+        event_free(seq.kick);
+    seq.kick = NULL;
+    pthread_mutex_unlock(&kick_lock);
+    if (seq.sweep != NULL)
+        event_free(seq.sweep);
+    seq.sweep = NULL;
+}
+
+int sequencer_flush(const char *conninfo, char **cause)
+{
+    const char *keys[] = {"dbname", "options", "connect_timeout", NULL};
+    const char *vals[] = {conninfo, "-c role=raise_app", "5", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    int rc = -1, n = SEQUENCE_BATCH;
+    if (PQstatus(pg) != CONNECTION_OK) {
+        *cause = xasprintf("cannot connect: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return -1;
+    }
+    while (n >= SEQUENCE_BATCH) {
+        PGresult *res = PQexec(pg, run_sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            *cause = xasprintf("raise_sequence() failed: %s", PQresultErrorMessage(res));
+            PQclear(res);
+            goto out;
+        }
+        n = atoi(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    rc = 0;
+out:
+    PQfinish(pg);
+    return rc;
+}
+
+/* ---- for request handlers: sequence, then query */
+
+struct sequenced {
+    const char *sql; /* static */
+    http_db_cb cb;
+    int nparams;
+    char *params[SEQUENCED_MAX_PARAMS]; /* owned */
+    void *data;                         /* the reader's handler_data, not owned */
+};
+
+static void sequenced_free(void *p)
+{
+    struct sequenced *a = p;
+    for (int i = 0; i < a->nparams; i++)
+        free(a->params[i]);
+    free(a);
+}
+
+static void sequence_done(struct http_req *r, enum db_status st, PGresult *res)
+{
+    struct sequenced *a = r->handler_data;
+    if (st == DB_OK && atoi(PQgetvalue(res, 0, 0)) >= SEQUENCE_BATCH) {
+        http_query(r, run_sql, 0, NULL, sequence_done); /* a backlog: again */
+        return;
+    }
+    r->handler_data = a->data;
+    r->handler_free = NULL;
+    if (st != DB_OK)
+        http_reply_db_error(r, res);
+    else
+        http_query(r, a->sql, a->nparams, (const char *const *)a->params, a->cb);
+    sequenced_free(a);
+}
+
+void http_query_sequenced(struct http_req *r, const char *sql, int nparams,
+                          const char *const *params, http_db_cb cb, void *data)
+{
+    struct sequenced *a = xcalloc(1, sizeof(*a));
+    if (nparams > SEQUENCED_MAX_PARAMS)
+        abort(); /* a programming error */
+    a->sql = sql;
+    a->cb = cb;
+    a->nparams = nparams;
+    for (int i = 0; i < nparams; i++)
+        a->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+    a->data = data;
+    r->handler_data = a;
+    r->handler_free = sequenced_free;
+    http_query(r, run_sql, 0, NULL, sequence_done);
+}
