@@ -4,6 +4,7 @@
     fanout.py subscribe --mode raised|redis --port P -n N --ready-file F --done-file D
                         --posts-file T --result R [--cafile CA] [--tokens-file K]
                         [--channel C] [--drain S] [--max-posts M] [--hold S]
+                        [--commits-file F]
     fanout.py publish   --mode raised|redis --port P --rate R --seconds S --out T
                         --done-file D [--cafile CA] [--token-file K] [--subject ID]
                         [--channel C] [--size BYTES] [--conns C]
@@ -22,7 +23,9 @@ subscribe: one asyncio event loop holding N connections (TLS when --cafile is gi
   latency is its receive time - SEND_NS. When --done-file appears it reads --posts-file
   (the poster's log), waits until every subscriber has every accepted post or --drain
   seconds pass, and writes --result (JSON): latencies, lost, duplicated and unexpected
-  events, disconnected subscribers.
+  events, disconnected subscribers. With --commits-file (raised), also every delivery's
+  receive time - the post's commit time (the file: "seq CLOCK_REALTIME_ns" a line, from
+  the database; it may appear up to 30 s after the drain).
 publish: posts at --rate per second for --seconds, on a fixed schedule (a late post is
   sent at once, not skipped). raised: POST /v1/intelligence over --conns keep-alive TLS
   connections (threads), summary "bench-stream SEQ SEND_NS"; redis: PUBLISH on one
@@ -111,6 +114,7 @@ class Subscribers:
         self.loop = asyncio.get_running_loop()
         self.subs = []
         self.lat = array.array("q")  # receive - send, ns, every delivery of one of our posts
+        self.lat_seq = array.array("i")  # the seq of each of those deliveries
         self.seq_first = [0] * args.max_posts  # seq -> earliest receive (0: none yet)
         self.seq_last = [0] * args.max_posts  # seq -> latest receive
         # Streaming sockets sit in one epoll set of our own, itself watched by the event loop:
@@ -297,11 +301,13 @@ class Subscribers:
             counts = sub.counts
             ncounts = len(counts)
             lat_append = self.lat.append
+            seq_append = self.lat_seq.append
             first = self.seq_first
             last = self.seq_last
             for s, ts in found:
                 seq = int(s)
                 lat_append(t - int(ts))
+                seq_append(seq)
                 if seq < ncounts:
                     c = counts[seq]
                     if c < 255:
@@ -400,6 +406,30 @@ class Subscribers:
         other_events = sum(s.events for s in self.subs) - self.ours
         disconnected = [s for s in self.subs if s.state == 1 and s.closed]
         lat = sorted(self.lat)
+        # raised: from each post's commit (--commits-file: "seq realtime_ns" per post, written
+        # by the bench from the database once the poster is done) instead of from its send
+        commit_lat = []
+        commits_matched = 0
+        if a.commits_file:
+            wait_until = time.monotonic() + 30
+            while not os.path.exists(a.commits_file) and time.monotonic() < wait_until:
+                await asyncio.sleep(0.05)
+            commit_mono = {}
+            if os.path.exists(a.commits_file):
+                # CLOCK_REALTIME (PostgreSQL's clock) -> CLOCK_MONOTONIC (ours)
+                offset = time.clock_gettime_ns(time.CLOCK_REALTIME) - now_ns()
+                with open(a.commits_file, encoding="ascii") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) == 2:
+                            commit_mono[int(parts[0])] = int(parts[1]) - offset
+            commits_matched = sum(1 for q in accepted if q in commit_mono)
+            for i, q in enumerate(self.lat_seq):
+                c = commit_mono.get(q)
+                if c is not None and q in sched:
+                    # receive - commit = (receive - send) + (send - commit)
+                    commit_lat.append(self.lat[i] + sched[q][1] - c)
+            commit_lat.sort()
         # time until the LAST subscriber had each post
         first, last = self.seq_first, self.seq_last
         spread = sorted(last[q] - sched[q][1] for q in accepted if q < len(last) and last[q])
@@ -434,8 +464,10 @@ class Subscribers:
             "post_ack_max_ms": round(acks[-1] / 1e6, 2) if acks else None,
             "post_late_max_ms": round(late[-1] / 1e6, 2) if late else None,
             "bytes_per_event": round(nbytes / nevents) if nevents else 0,
+            "commits_matched": commits_matched,
         }
-        for name, vals in (("lat", lat), ("last_sub", spread), ("from_ack_first", ack_lat)):
+        for name, vals in (("lat", lat), ("last_sub", spread), ("from_ack_first", ack_lat),
+                           ("commit_lat", commit_lat)):
             for p in (50, 90, 99, 99.9):
                 v = percentile(vals, p)
                 res[f"{name}_p{p}_ms".replace(".", "_")] = None if v is None else round(v / 1e6, 2)
@@ -617,6 +649,7 @@ def main() -> int:
     s.add_argument("--drain", type=float, default=15.0)
     s.add_argument("--hold", type=float, default=180.0)
     s.add_argument("--max-posts", type=int, default=5000)
+    s.add_argument("--commits-file", help="raised: 'seq realtime_ns' of each post's commit")
     s.add_argument("--concurrency", type=int, default=32, help="connections opened at once")
     s.add_argument("--connect-timeout", type=float, default=60.0)
     p = sp.choices["publish"]
