@@ -11,7 +11,7 @@
 struct http_req;
 
 #define AUDIT_CTE(ctx, action, outcome, rtype, rid, subject, hub, from)                            \
-    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "    \
+    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "  \
     "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "           \
     "SELECT (c->>'user_id')::uuid, c->>'username', (c->>'agency_id')::uuid, c->>'role', "          \
     "c->>'route', c->>'client_addr', c->>'request_id', c->>'purpose', " action ", " outcome        \

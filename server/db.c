@@ -72,7 +72,7 @@ struct db_pool {
     char *listen_sql;          /* owned; "LISTEN channel", or NULL */
     void (*notify_cb)(const char *payload, void *arg);
     void *notify_arg;
-    void (*after_ok)(void);
+    void (*after_ok)(const char *sql);
 };
 
 static void conn_start(struct db_conn *c);
@@ -130,12 +130,11 @@ static void query_finish(struct db_query *q, enum db_status st)
         metrics_count(COUNTER_DB_UNAVAILABLE);
     if (st == DB_ERROR)
         metrics_count(COUNTER_DB_ERRORS);
-    void (*after_ok)(void) = st == DB_OK && !q->internal ? q->pool->after_ok : NULL;
+    if (st == DB_OK && !q->internal && q->pool->after_ok != NULL)
+        q->pool->after_ok(q->sql); /* before the callback, which may free the pool */
     if (q->cb != NULL)
         q->cb(st, st == DB_UNAVAILABLE ? NULL : q->res, q->arg);
     query_free(q);
-    if (after_ok != NULL)
-        after_ok();
 }
 
 /* Watch the connection's socket for `what` (EV_READ and/or EV_WRITE). The socket can change

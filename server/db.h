@@ -33,9 +33,9 @@ struct db_pool_opts {
     const char *listen_channel;
     void (*notify_cb)(const char *payload, void *arg);
     void *notify_arg;
-    /* Called (on the pool's loop, after the query's callback) whenever a statement
-     * succeeded, its caller gone or not: it may have committed rows (sequencer_kick). */
-    void (*after_ok)(void);
+    /* Called with the statement's text (on the pool's loop, after the query's callback)
+     * whenever a statement succeeded, its caller gone or not (sequencer_after). */
+    void (*after_ok)(const char *sql);
 };
 
 struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *opts);

@@ -99,6 +99,14 @@ void sequencer_kick(void)
     pthread_mutex_unlock(&kick_lock);
 }
 
+void sequencer_after(const char *sql)
+{
+    /* "INSERT INTO event_queue (" or "INSERT INTO audit_queue (": a read-only statement (a
+     * stream's fetch, a credentials check) has nothing to sequence */
+    if (strstr(sql, "_queue (") != NULL)
+        sequencer_kick();
+}
+
 void sequencer_stop(void)
 {
     pthread_mutex_lock(&kick_lock);

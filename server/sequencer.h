@@ -1,7 +1,7 @@
 /* The sequencer (sql/007): requests queue their event and audit rows; raise_sequence() moves
  * what is committed into events (numbered) and audit_log (chained) and NOTIFYs raise_events.
  * Each process runs it on its LISTEN connection (main thread): after its workers' statements
- * (sequencer_kick, from any thread; kicks that come while a run is in flight make one more
+ * (sequencer_after, from any thread; kicks that come while a run is in flight make one more
  * run, so runs batch themselves under load), and once a second for rows another process left
  * behind (it stopped between its commit and its run). */
 #ifndef RAISE_SEQUENCER_H
@@ -18,6 +18,8 @@ struct db_pool;
 int sequencer_start(struct event_base *base, struct db_pool *pool);
 /* Any thread; a no-op when the sequencer is not running. */
 void sequencer_kick(void);
+/* After a worker's statement succeeded (db_pool_opts.after_ok): kick if it queued rows. */
+void sequencer_after(const char *sql);
 /* Main thread, its loop no longer running: stop kicking. */
 void sequencer_stop(void);
 /* Blocking, for the end of a run and for command-line tools: sequence everything queued on a

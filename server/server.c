@@ -225,7 +225,7 @@ static void *worker_main(void *arg)
         .queue_wait_ms = srv.cfg->db_queue_wait,
         .statement_timeout_ms = srv.cfg->statement_timeout,
         .worker_id = w->id,
-        .after_ok = sequencer_kick, /* its rows may be queued: number and chain them */
+        .after_ok = sequencer_after, /* it may have queued rows: number and chain them */
     };
     w->db = db_pool_new(w->base, &o);
     w->http = http_server_new(w->base, w->id, w->listen_fd, srv.cfg, w->db);
