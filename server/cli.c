@@ -73,9 +73,10 @@ int cli_create_admin(const char *conninfo, const char *username, const char *age
         rc = 0;
         /* its audit row is queued (sql/007): chain it now rather than when a server runs */
         PGresult *s = PQexec(pg, "SELECT raise_sequence()");
+        const char *m = PQresultErrorMessage(s);
         if (PQresultStatus(s) != PGRES_TUPLES_OK)
-            fprintf(stderr, "create-admin: the audit row stays queued until raised runs (%s)\n",
-                    PQresultErrorMessage(s));
+            fprintf(stderr, "create-admin: the audit row stays queued until raised runs (%.*s)\n",
+                    (int)strcspn(m, "\n"), m);
         PQclear(s);
     } else if (state != NULL && strcmp(state, "23505") == 0) {
         *cause = xasprintf("create-admin: user '%s' already exists", username);

@@ -45,10 +45,11 @@ static void ran(enum db_status st, PGresult *res, void *arg)
             seq.again = 1; /* a backlog: take the next batch at once */
     } else {
         metrics_count(COUNTER_SEQUENCE_FAILED);
+        const char *m = res ? PQresultErrorMessage(res) : "";
         if (!seq.failing) /* rows stay queued; the sweep tries again */
-            log_error("sequencer: raise_sequence() failed (%s %s); events and audit rows stay "
-                      "queued until it works",
-                      res ? db_sqlstate(res) : "unavailable", res ? PQresultErrorMessage(res) : "");
+            log_error("sequencer: raise_sequence() failed (%s %.*s); events and audit rows "
+                      "stay queued until it works",
+                      res ? db_sqlstate(res) : "unavailable", (int)strcspn(m, "\n"), m);
         seq.failing = 1;
         seq.again = 0;
     }
@@ -126,14 +127,16 @@ int sequencer_flush(const char *conninfo, char **cause)
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     int rc = -1, n = SEQUENCE_BATCH;
     if (PQstatus(pg) != CONNECTION_OK) {
-        *cause = xasprintf("cannot connect: %s", PQerrorMessage(pg));
+        const char *m = PQerrorMessage(pg);
+        *cause = xasprintf("cannot connect: %.*s", (int)strcspn(m, "\n"), m);
         PQfinish(pg);
         return -1;
     }
     while (n >= SEQUENCE_BATCH) {
         PGresult *res = PQexec(pg, run_sql);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            *cause = xasprintf("raise_sequence() failed: %s", PQresultErrorMessage(res));
+            const char *m = PQresultErrorMessage(res);
+            *cause = xasprintf("raise_sequence() failed: %.*s", (int)strcspn(m, "\n"), m);
             PQclear(res);
             goto out;
         }
