@@ -123,7 +123,7 @@ void audit_list(struct http_req *r)
     const char *hubs = auth_allow(r->user, AUTH_READ, REC_AUDIT, NULL) ? NULL : r->user->hub_ids;
     const char *params[] = {hubs, subject, user, from, to, before, ctx, lim};
     /* first everything already answered (sequencer.h), so the reader sees it */
-    http_query_sequenced(r, list_sql, 8, params, listed, (void *)(long)limit);
+    http_query_sequenced(r, SEQ_AUDIT, list_sql, 8, params, listed, (void *)(long)limit);
     free(ctx);
     free(before);
 done:
@@ -173,6 +173,6 @@ void audit_verify(struct http_req *r)
 {
     char *ctx = audit_context(r);
     const char *params[] = {ctx};
-    http_query_sequenced(r, verify_sql, 1, params, verified, NULL);
+    http_query_sequenced(r, SEQ_AUDIT, verify_sql, 1, params, verified, NULL);
     free(ctx);
 }

@@ -73,6 +73,7 @@ struct db_pool {
     void (*notify_cb)(const char *payload, void *arg);
     void *notify_arg;
     void (*after_ok)(const char *sql);
+    int background;
 };
 
 static void conn_start(struct db_conn *c);
@@ -408,7 +409,7 @@ static void conn_dispatch(struct db_conn *c)
         conn_dispatch(c);
         return;
     }
-    if (pool->listen_sql == NULL) /* the LISTEN pool's runs: raise_sequencer_runs_total */
+    if (!pool->background) /* the sequencer's runs: raise_sequencer_runs_total */
         metrics_count(COUNTER_DB_QUERIES);
     c->q = q;
     set_state(c, CONN_BUSY);
@@ -479,6 +480,7 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
     pool->notify_cb = o->notify_cb;
     pool->notify_arg = o->notify_arg;
     pool->after_ok = o->after_ok;
+    pool->background = o->background;
     struct timeval tick = {0, 100 * 1000};
     event_add(pool->queue_timer, &tick);
     for (int i = 0; i < o->size; i++) {

@@ -36,6 +36,9 @@ struct db_pool_opts {
     /* Called with the statement's text (on the pool's loop, after the query's callback)
      * whenever a statement succeeded, its caller gone or not (sequencer_after). */
     void (*after_ok)(const char *sql);
+    /* The server's own work (LISTEN, the sequencer): its statements are not counted in
+     * raise_db_queries_total, which counts those of requests and streams. */
+    int background;
 };
 
 struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *opts);

@@ -33,10 +33,9 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_stream_dropped_total", "Stream subscribers cut off for not keeping up"},
     {"raise_db_queries_total",
      "Statements sent to PostgreSQL for requests and streams (database round trips)"},
-    {"raise_sequencer_runs_total",
-     "raise_sequence() runs that numbered events and chained audit rows"},
+    {"raise_sequencer_runs_total", "Sequencer runs (events numbered, audit rows chained)"},
     {"raise_sequencer_rows_total", "Queued event and audit rows they moved"},
-    {"raise_sequencer_failures_total", "raise_sequence() runs that failed (rows stay queued)"},
+    {"raise_sequencer_failures_total", "Sequencer runs that failed (their rows stay queued)"},
 };
 
 static const char *const *route_names;

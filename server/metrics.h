@@ -24,7 +24,7 @@ enum metrics_counter {
     COUNTER_CONN_REJECTED, /* listener paused at max_connections */
     COUNTER_SSE_DROPPED,   /* stream subscribers cut off for not keeping up */
     COUNTER_DB_QUERIES,    /* statements sent to PostgreSQL (round trips) */
-    COUNTER_SEQUENCE_RUNS, /* raise_sequence() runs (sequencer.h) */
+    COUNTER_SEQUENCE_RUNS, /* sequencer runs, either lane (sequencer.h) */
     COUNTER_SEQUENCE_ROWS, /* events and audit rows they moved out of the queues */
     COUNTER_SEQUENCE_FAILED,
     COUNTER_COUNT

@@ -14,110 +14,136 @@
 
 #define SWEEP_MS 1000 /* a run at least this often: rows another process left queued */
 
-static const char run_sql[] = "SELECT raise_sequence()";
+static const char run_sql[] = "SELECT raise_sequence()"; /* both, one transaction */
 
-static struct {
+/* Two lanes, each on a connection of its own (sql/008): numbering events never waits
+ * behind chaining a second's worth of delivery-audit rows. */
+struct lane {
+    const char *name, *sql;
     struct db_pool *pool; /* borrowed */
-    struct event *kick;   /* owned; activated from any thread */
-    struct event *sweep;  /* owned */
+    struct event *kick;   /* owned; activated from any thread (under kick_lock) */
     int running;          /* a run is in flight */
     int again;            /* kicked while it was: one more run after it */
     int failing;          /* the last run failed: logged once until one succeeds */
-} seq;
+};
 
-/* Guards seq.kick against sequencer_stop while a worker kicks. */
+static struct lane lanes[SEQ_LANES] = {
+    [SEQ_EVENTS] = {.name = "events", .sql = "SELECT raise_sequence_events()"},
+    [SEQ_AUDIT] = {.name = "audit", .sql = "SELECT raise_sequence_audit()"},
+};
+static struct event *sweep; /* owned */
+
+/* Guards the lanes' kick events against sequencer_stop while a worker kicks. */
 static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void run(void);
+static void run(struct lane *l);
 
 static void ran(enum db_status st, PGresult *res, void *arg)
 {
-    (void)arg;
-    seq.running = 0;
+    struct lane *l = arg;
+    l->running = 0;
     if (st == DB_OK) {
         int n = atoi(PQgetvalue(res, 0, 0));
         metrics_count(COUNTER_SEQUENCE_RUNS);
         metrics_add(COUNTER_SEQUENCE_ROWS, n);
-        if (seq.failing)
-            log_info("sequencer: running again");
-        seq.failing = 0;
+        if (l->failing)
+            log_info("sequencer: %s running again", l->name);
+        l->failing = 0;
         if (n >= SEQUENCE_BATCH)
-            seq.again = 1; /* a backlog: take the next batch at once */
+            l->again = 1; /* a backlog: take the next batch at once */
     } else {
         metrics_count(COUNTER_SEQUENCE_FAILED);
         const char *m = res ? PQresultErrorMessage(res) : "";
-        if (!seq.failing) /* rows stay queued; the sweep tries again */
-            log_error("sequencer: raise_sequence() failed (%s %.*s); events and audit rows "
-                      "stay queued until it works",
+        if (!l->failing) /* rows stay queued; the sweep tries again */
+            log_error("sequencer: %s failed (%s %.*s); its rows stay queued until it works", l->sql,
                       res ? db_sqlstate(res) : "unavailable", (int)strcspn(m, "\n"), m);
-        seq.failing = 1;
-        seq.again = 0;
+        l->failing = 1;
+        l->again = 0;
     }
-    if (seq.again)
-        run();
+    if (l->again)
+        run(l);
 }
 
-static void run(void)
+static void run(struct lane *l)
 {
-    if (seq.running) {
-        seq.again = 1;
+    if (l->running) {
+        l->again = 1;
         return;
     }
-    seq.again = 0;
-    if (db_query(seq.pool, run_sql, 0, NULL, ran, NULL) != NULL)
-        seq.running = 1; /* else no connection: the sweep tries again */
+    l->again = 0;
+    if (db_query(l->pool, l->sql, 0, NULL, ran, l) != NULL)
+        l->running = 1; /* else no connection: the sweep tries again */
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what, (void)arg;
-    run();
+    (void)fd, (void)what;
+    run(arg);
 }
 
-int sequencer_start(struct event_base *base, struct db_pool *pool)
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-    memset(&seq, 0, sizeof(seq));
-    seq.pool = pool;
-    struct event *kick = event_new(base, -1, 0, kick_cb, NULL);
-    seq.sweep = event_new(base, -1, EV_PERSIST, kick_cb, NULL);
+    (void)fd, (void)what, (void)arg;
+    for (int i = 0; i < SEQ_LANES; i++)
+        run(&lanes[i]);
+}
+
+int sequencer_start(struct event_base *base, struct db_pool *events_pool,
+                    struct db_pool *audit_pool)
+{
+    struct event *kick[SEQ_LANES];
     struct timeval every = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
-    if (kick == NULL || seq.sweep == NULL || event_add(seq.sweep, &every) < 0) {
-        if (kick != NULL)
-            event_free(kick);
+    lanes[SEQ_EVENTS].pool = events_pool;
+    lanes[SEQ_AUDIT].pool = audit_pool;
+    int ok = 1;
+    for (int i = 0; i < SEQ_LANES; i++) {
+        lanes[i].running = lanes[i].again = lanes[i].failing = 0;
+        kick[i] = event_new(base, -1, 0, kick_cb, &lanes[i]);
+        ok = ok && kick[i] != NULL;
+    }
+    sweep = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+    if (!ok || sweep == NULL || event_add(sweep, &every) < 0) {
+        for (int i = 0; i < SEQ_LANES; i++)
+            if (kick[i] != NULL)
+                event_free(kick[i]);
         return -1;
     }
     pthread_mutex_lock(&kick_lock);
-    seq.kick = kick;
+    for (int i = 0; i < SEQ_LANES; i++)
+        lanes[i].kick = kick[i];
     pthread_mutex_unlock(&kick_lock);
     return 0;
 }
 
-void sequencer_kick(void)
+static void kick(enum seq_lane which)
 {
     pthread_mutex_lock(&kick_lock);
-    if (seq.kick != NULL)
-        event_active(seq.kick, EV_READ, 0); /* thread-safe: evthread_use_pthreads */
+    if (lanes[which].kick != NULL)
+        event_active(lanes[which].kick, EV_READ, 0); /* thread-safe: evthread_use_pthreads */
     pthread_mutex_unlock(&kick_lock);
 }
 
 void sequencer_after(const char *sql)
 {
-    /* "INSERT INTO event_queue (" or "INSERT INTO audit_queue (": a read-only statement (a
-     * stream's fetch, a credentials check) has nothing to sequence */
-    if (strstr(sql, "_queue (") != NULL)
-        sequencer_kick();
+    /* a read-only statement (a stream's fetch, a credentials check) has nothing to sequence */
+    if (strstr(sql, "INSERT INTO event_queue (") != NULL)
+        kick(SEQ_EVENTS);
+    if (strstr(sql, "INSERT INTO audit_queue (") != NULL)
+        kick(SEQ_AUDIT);
 }
 
 void sequencer_stop(void)
 {
     pthread_mutex_lock(&kick_lock);
-    if (seq.kick != NULL)
-        event_free(seq.kick);
-    seq.kick = NULL;
+    for (int i = 0; i < SEQ_LANES; i++) {
+        if (lanes[i].kick != NULL)
+            event_free(lanes[i].kick);
+        lanes[i].kick = NULL;
+    }
     pthread_mutex_unlock(&kick_lock);
-    if (seq.sweep != NULL)
-        event_free(seq.sweep);
-    seq.sweep = NULL;
+    if (sweep != NULL)
+        event_free(sweep);
+    sweep = NULL;
 }
 
 int sequencer_flush(const char *conninfo, char **cause)
@@ -152,6 +178,7 @@ out:
 /* ---- for request handlers: sequence, then query */
 
 struct sequenced {
+    const char *run; /* the lane's function */
     const char *sql; /* static */
     http_db_cb cb;
     int nparams;
@@ -171,7 +198,7 @@ static void sequence_done(struct http_req *r, enum db_status st, PGresult *res)
 {
     struct sequenced *a = r->handler_data;
     if (st == DB_OK && atoi(PQgetvalue(res, 0, 0)) >= SEQUENCE_BATCH) {
-        http_query(r, run_sql, 0, NULL, sequence_done); /* a backlog: again */
+        http_query(r, a->run, 0, NULL, sequence_done); /* a backlog: again */
         return;
     }
     r->handler_data = a->data;
@@ -183,12 +210,13 @@ static void sequence_done(struct http_req *r, enum db_status st, PGresult *res)
     sequenced_free(a);
 }
 
-void http_query_sequenced(struct http_req *r, const char *sql, int nparams,
+void http_query_sequenced(struct http_req *r, enum seq_lane which, const char *sql, int nparams,
                           const char *const *params, http_db_cb cb, void *data)
 {
     struct sequenced *a = xcalloc(1, sizeof(*a));
     if (nparams > SEQUENCED_MAX_PARAMS)
         abort(); /* a programming error */
+    a->run = lanes[which].sql;
     a->sql = sql;
     a->cb = cb;
     a->nparams = nparams;
@@ -197,5 +225,5 @@ void http_query_sequenced(struct http_req *r, const char *sql, int nparams,
     a->data = data;
     r->handler_data = a;
     r->handler_free = sequenced_free;
-    http_query(r, run_sql, 0, NULL, sequence_done);
+    http_query(r, a->run, 0, NULL, sequence_done);
 }

@@ -50,11 +50,12 @@ static struct {
     pthread_mutex_t tls_lock;
     SSL_CTX *tls; /* owned; replaced on SIGHUP */
     time_t started;
-    struct worker *workers;   /* owned */
-    int nworkers;             /* allocated */
-    int nthreads;             /* started; each owns its worker's listening socket */
-    struct event_base *base;  /* owned; main thread: signals */
-    struct db_pool *listener; /* owned; main thread: LISTEN raise_events */
+    struct worker *workers;    /* owned */
+    int nworkers;              /* allocated */
+    int nthreads;              /* started; each owns its worker's listening socket */
+    struct event_base *base;   /* owned; main thread: signals */
+    struct db_pool *listener;  /* owned; main thread: LISTEN raise_events, sequencer events */
+    struct db_pool *sequencer; /* owned; main thread: the sequencer's audit lane */
 } srv = {.tls_lock = PTHREAD_MUTEX_INITIALIZER};
 
 const struct config *server_config(void)
@@ -387,9 +388,14 @@ int server_run(struct config *cfg)
                                   .statement_timeout_ms = cfg->statement_timeout,
                                   .worker_id = 0,
                                   .listen_channel = "raise_events",
-                                  .notify_cb = stream_notify_all};
+                                  .notify_cb = stream_notify_all,
+                                  .background = 1};
         srv.listener = db_pool_new(srv.base, &lo);
-        if (sequencer_start(srv.base, srv.listener) < 0) {
+        struct db_pool_opts ao = lo; /* the sequencer's audit lane: no LISTEN */
+        ao.listen_channel = NULL;
+        ao.notify_cb = NULL;
+        srv.sequencer = db_pool_new(srv.base, &ao);
+        if (sequencer_start(srv.base, srv.listener, srv.sequencer) < 0) {
             fprintf(stderr, "raised: cannot start the sequencer\n");
             for (int i = 0; i < srv.nthreads; i++)
                 event_active(srv.workers[i].stop_ev, EV_READ, 0);
@@ -411,6 +417,8 @@ int server_run(struct config *cfg)
     work_stop();
     db_pool_free(srv.listener);
     srv.listener = NULL;
+    db_pool_free(srv.sequencer);
+    srv.sequencer = NULL;
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     if (rc == 0 && cfg->port_file != NULL)

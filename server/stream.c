@@ -578,5 +578,5 @@ void stream_get(struct http_req *r)
     }
     /* where the log stands once everything answered before this request is numbered: an
      * event whose post was answered before the stream opened is not sent as a new one */
-    http_query_sequenced(r, "SELECT id FROM event_head", 0, NULL, started, NULL);
+    http_query_sequenced(r, SEQ_EVENTS, "SELECT id FROM event_head", 0, NULL, started, NULL);
 }
