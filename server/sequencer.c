@@ -16,7 +16,7 @@
 
 static const char run_sql[] = "SELECT raise_sequence()"; /* both, one transaction */
 
-/* Two lanes, each on a connection of its own (sql/008): numbering events never waits
+/* Two lanes, each on a connection of its own (sql/007): numbering events never waits
  * behind chaining a second's worth of delivery-audit rows. */
 struct lane {
     const char *name, *sql;

@@ -1,4 +1,4 @@
-/* The sequencer (sql/007, sql/008): requests queue their event and audit rows;
+/* The sequencer (sql/007): requests queue their event and audit rows;
  * raise_sequence_events() moves what is committed into events (numbered) and NOTIFYs
  * raise_events, raise_sequence_audit() moves it into audit_log (chained). Each process runs
  * them on two connections of the main thread (the LISTEN one for events), so numbering never
@@ -14,7 +14,7 @@
 struct event_base;
 struct db_pool;
 
-#define SEQUENCE_BATCH 5000 /* rows per run of a lane (sql/008): at this, run again */
+#define SEQUENCE_BATCH 5000 /* rows per run of a lane (sql/007): at this, run again */
 
 enum seq_lane { SEQ_EVENTS, SEQ_AUDIT, SEQ_LANES };
 

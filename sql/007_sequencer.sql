@@ -9,10 +9,11 @@
 --
 -- Now a request inserts into event_queue and audit_queue, which need no lock, in the same
 -- transaction as the change it records (so nothing is lost: the rows are as durable as the
--- change). raise_sequence() then, under one advisory lock shared by every server process,
--- moves whatever is committed in the queues into events (numbered event_head + 1, + 2, ...)
--- and audit_log (chained by audit_chain(), as before), and NOTIFYs raise_events with the new
--- last event id. The guarantees are the ones we had:
+-- change). Two functions, each under its own advisory lock shared by every server process,
+-- then move whatever is committed: raise_sequence_events() into events (numbered
+-- event_head + 1, + 2, ...), NOTIFYing raise_events with the new last event id, and
+-- raise_sequence_audit() into audit_log (chained by audit_chain(), as before). The
+-- guarantees are the ones we had:
 --   * event ids are strictly increasing in the order they become visible: only the
 --     sequencer inserts into events, its runs are serialised by the lock, and each run's
 --     ids follow the previous run's, which committed before it started; a reader that has
@@ -21,9 +22,13 @@
 --     `at` is still the time of the request's own write (clock_timestamp() in its
 --     transaction), so seq order and `at` order can differ by the few milliseconds between
 --     a request's write and its commit.
--- raised runs raise_sequence() after its requests' statements (batched: one run at a time,
--- the next run takes everything queued meanwhile) and once a second in case another
--- process died between its commit and its run; `raised create-admin` runs it itself.
+-- They are two so that numbering never waits behind chaining: the stream's own delivery
+-- audit queues about one row per subscriber per second, and chaining 500 of them takes
+-- ~25 ms here; in one transaction every event committed meanwhile would wait for that.
+-- raised runs each on a connection of its own after its requests' statements (batched: one
+-- run at a time, the next run takes everything queued meanwhile) and once a second in case
+-- another process died between its commit and its run. raise_sequence() does both in one
+-- transaction, for `raised create-admin`, a stopping server and tests.
 
 -- The queues have the columns, defaults and CHECK constraints of the tables they feed (LIKE),
 -- so a row that was queued can always be moved: a queued row the destination refused would
@@ -45,7 +50,7 @@ CREATE TABLE audit_queue (
 ALTER TABLE audit_queue DROP COLUMN seq, DROP COLUMN prev_hash, DROP COLUMN hash,
     ALTER COLUMN at SET DEFAULT clock_timestamp();
 
--- Only raise_sequence() numbers events now.
+-- Only raise_sequence_events() numbers events now.
 DROP TRIGGER events_number ON events;
 DROP FUNCTION events_number();
 
@@ -74,30 +79,38 @@ BEGIN
 END
 $$;
 
--- One run: at most 5,000 events and 5,000 audit rows (a run stays well inside the
--- statement timeout after a backlog); returns how many rows it moved (events + audit rows):
--- a caller that gets 5,000 or more runs again.
-CREATE FUNCTION raise_sequence() RETURNS integer
+-- One run of either: at most 5,000 rows (a run stays well inside the statement timeout
+-- after a backlog); each returns how many rows it moved: a caller that gets 5,000 runs
+-- again. An advisory lock, not a row lock, serialises the runs of each until commit: a run
+-- that finds nothing to do writes nothing and costs no WAL flush.
+CREATE FUNCTION raise_sequence_events() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
     head bigint;
-    nev integer;
-    nau integer;
+    n integer;
 BEGIN
-    -- Serialises sequencers in every process until commit. An advisory lock, not a row
-    -- lock: a run that finds nothing to do writes nothing and costs no WAL flush.
-    PERFORM pg_advisory_xact_lock(hashtext('raise_sequence'));
+    PERFORM pg_advisory_xact_lock(hashtext('raise_sequence_events'));
     SELECT id INTO head FROM event_head;
     WITH q AS (DELETE FROM event_queue WHERE qid IN
                    (SELECT qid FROM event_queue ORDER BY qid LIMIT 5000) RETURNING *)
     INSERT INTO events (id, at, type, subject_id, hub_id, record_id)
     SELECT head + row_number() OVER (ORDER BY qid), at, type, subject_id, hub_id, record_id
     FROM q;
-    GET DIAGNOSTICS nev = ROW_COUNT;
-    IF nev > 0 THEN
-        UPDATE event_head SET id = head + nev;
-        PERFORM pg_notify('raise_events', (head + nev)::text);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        UPDATE event_head SET id = head + n;
+        PERFORM pg_notify('raise_events', (head + n)::text);
     END IF;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION raise_sequence_audit() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('raise_sequence_audit'));
     WITH q AS (DELETE FROM audit_queue WHERE qid IN
                    (SELECT qid FROM audit_queue ORDER BY qid LIMIT 5000) RETURNING *)
     INSERT INTO audit_log (at, user_id, username, agency_id, role, action, outcome, route,
@@ -105,8 +118,16 @@ BEGIN
     SELECT at, user_id, username, agency_id, role, action, outcome, route, record_type,
         record_id, subject_id, hub_id, client_addr, request_id, purpose
     FROM q ORDER BY qid;
-    GET DIAGNOSTICS nau = ROW_COUNT;
-    RETURN nev + nau;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- Both, in one transaction (events first: the locks are always taken in this order).
+CREATE FUNCTION raise_sequence() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN raise_sequence_events() + raise_sequence_audit();
 END
 $$;
 
@@ -118,5 +139,7 @@ GRANT INSERT (user_id, username, agency_id, role, action, outcome, route, record
     record_id, subject_id, hub_id, client_addr, request_id, purpose) ON audit_queue TO raise_app;
 GRANT SELECT (qid) ON event_queue, audit_queue TO raise_app;
 GRANT USAGE ON SEQUENCE event_queue_qid_seq, audit_queue_qid_seq TO raise_app;
-REVOKE ALL ON FUNCTION raise_sequence() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION raise_sequence() TO raise_app;
+REVOKE ALL ON FUNCTION raise_sequence(), raise_sequence_events(), raise_sequence_audit()
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION raise_sequence(), raise_sequence_events(), raise_sequence_audit()
+    TO raise_app;
