@@ -3,9 +3,9 @@
  * raise_events, raise_sequence_audit() moves it into audit_log (chained). Each process runs
  * them on two connections of the main thread (the LISTEN one for events), so numbering never
  * waits behind chaining: after its workers' statements that queued rows (sequencer_after,
- * from any thread; kicks that come while a run is in flight make one more run, so runs
- * batch themselves under load), and once a second for rows another process left behind (it
- * stopped between its commit and its run). */
+ * from any thread; kicks that come while a run is in flight make one more run, and a lane's
+ * runs start at least a gap apart, so runs batch themselves under load), and once a second
+ * for rows another process left behind (it stopped between its commit and its run). */
 #ifndef RAISE_SEQUENCER_H
 #define RAISE_SEQUENCER_H
 
