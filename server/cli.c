@@ -2,6 +2,7 @@
 
 #include "audit.h"
 #include "password.h"
+#include "sequencer.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -72,12 +73,12 @@ int cli_create_admin(const char *conninfo, const char *username, const char *age
         fprintf(out, "username: %s\npassword: %s\n", username, password);
         rc = 0;
         /* its audit row is queued (sql/007): chain it now rather than when a server runs */
-        PGresult *s = PQexec(pg, "SELECT raise_sequence()");
-        const char *m = PQresultErrorMessage(s);
-        if (PQresultStatus(s) != PGRES_TUPLES_OK)
-            fprintf(stderr, "create-admin: the audit row stays queued until raised runs (%.*s)\n",
-                    (int)strcspn(m, "\n"), m);
-        PQclear(s);
+        char *why = NULL;
+        if (sequencer_drain(pg, &why) < 0) {
+            fprintf(stderr, "create-admin: the audit row stays queued until raised runs (%s)\n",
+                    why);
+            free(why);
+        }
     } else if (state != NULL && strcmp(state, "23505") == 0) {
         *cause = xasprintf("create-admin: user '%s' already exists", username);
     } else {

@@ -188,31 +188,34 @@ void sequencer_stop(void)
     sweep = NULL;
 }
 
-int sequencer_flush(const char *conninfo, char **cause)
+int sequencer_drain(PGconn *pg, char **cause)
 {
-    const char *keys[] = {"dbname", "options", "connect_timeout", NULL};
-    const char *vals[] = {conninfo, "-c role=raise_app", "5", NULL};
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
-    int rc = -1, n = SEQUENCE_BATCH;
-    if (PQstatus(pg) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(pg);
-        *cause = xasprintf("cannot connect: %.*s", (int)strcspn(m, "\n"), m);
-        PQfinish(pg);
-        return -1;
-    }
-    while (n >= SEQUENCE_BATCH) {
+    for (int n = SEQUENCE_BATCH; n >= SEQUENCE_BATCH;) {
         PGresult *res = PQexec(pg, run_sql);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             const char *m = PQresultErrorMessage(res);
             *cause = xasprintf("raise_sequence() failed: %.*s", (int)strcspn(m, "\n"), m);
             PQclear(res);
-            goto out;
+            return -1;
         }
         n = atoi(PQgetvalue(res, 0, 0));
         PQclear(res);
     }
-    rc = 0;
-out:
+    return 0;
+}
+
+int sequencer_flush(const char *conninfo, char **cause)
+{
+    const char *keys[] = {"dbname", "options", "connect_timeout", NULL};
+    const char *vals[] = {conninfo, "-c role=raise_app", "5", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    int rc = -1;
+    if (PQstatus(pg) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(pg);
+        *cause = xasprintf("cannot connect: %.*s", (int)strcspn(m, "\n"), m);
+    } else {
+        rc = sequencer_drain(pg, cause);
+    }
     PQfinish(pg);
     return rc;
 }

@@ -11,6 +11,8 @@
 
 #include "http.h"
 
+#include <libpq-fe.h>
+
 struct event_base;
 struct db_pool;
 
@@ -29,6 +31,9 @@ void sequencer_stop(void);
 /* Blocking, for the end of a run and for command-line tools: sequence everything queued on a
  * connection of its own. 0, or -1 with *cause (owned) set. */
 int sequencer_flush(const char *conninfo, char **cause);
+/* The same on a connection the caller has (blocking): raise_sequence() until it finds less
+ * than a full batch. */
+int sequencer_drain(PGconn *pg, char **cause);
 
 /* For a request handler that must see every request answered before it (the audit log, the
  * start of a stream): run the lane's function (again while it finds a full batch), then
