@@ -64,8 +64,7 @@ struct stream_worker {
     int again;
     long long from;   /* the cursor of the fetch in flight */
     long long newest; /* newest_event when it was sent: committed, so it must see those */
-    int scan;         /* the next fetch is fetch_scan_sql */
-    int scanning;     /* the one in flight is */
+    int scanning;     /* the fetch in flight is fetch_scan_sql */
 };
 
 /* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
@@ -214,7 +213,7 @@ static const char fetch_sql[] = FETCH_SELECT "WHERE e.id = ANY($1::bigint[]) ORD
 static const char fetch_scan_sql[] = FETCH_SELECT "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
 /* clang-format on */
 
-static void fetch(struct stream_worker *sw);
+static void fetch_from(struct stream_worker *sw, int past_gap);
 
 /* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE,
  * INTEL_VISIBLE, MEETING_VISIBLE): the hub's managers and the team (for a meeting, the
@@ -390,15 +389,16 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
         free(text);
     }
     reap(sw);
-    if (n == 0 && !sw->scanning && sw->from < sw->newest)
-        sw->scan = sw->again = 1; /* events committed past the cursor, none came: a gap */
-    if (n == LIMIT_SSE_BATCH || sw->again) {
+    /* events committed past the cursor, yet none came: a gap */
+    int gap = n == 0 && !sw->scanning && sw->from < sw->newest;
+    if (n == LIMIT_SSE_BATCH || sw->again || gap) {
         sw->again = 0;
-        fetch(sw);
+        fetch_from(sw, gap);
     }
 }
 
-static void fetch(struct stream_worker *sw)
+/* One query for every subscriber, from the lowest cursor; past_gap: with fetch_scan_sql. */
+static void fetch_from(struct stream_worker *sw, int past_gap)
 {
     if (sw->pending != NULL) {
         sw->again = 1;
@@ -413,12 +413,11 @@ static void fetch(struct stream_worker *sw)
         return; /* nobody listening */
     sw->from = from;
     sw->newest = atomic_load(&newest_event);
-    sw->scanning = sw->scan;
-    char f[24], lim[16];
-    snprintf(lim, sizeof(lim), "%d", LIMIT_SSE_BATCH);
-    if (sw->scan) { /* past a gap (see fetch_scan_sql) */
-        sw->scan = 0;
+    sw->scanning = past_gap;
+    if (past_gap) {
+        char f[24], lim[16];
         snprintf(f, sizeof(f), "%lld", from);
+        snprintf(lim, sizeof(lim), "%d", LIMIT_SSE_BATCH);
         const char *params[] = {f, lim};
         log_warn("stream: no event after %lld although %lld was announced; scanning past a gap",
                  from, sw->newest);
@@ -434,6 +433,11 @@ static void fetch(struct stream_worker *sw)
     const char *params[] = {ids};
     log_debug("stream: fetching after %lld", from);
     sw->pending = db_query(sw->db, fetch_sql, 1, params, fetched, sw);
+}
+
+static void fetch(struct stream_worker *sw)
+{
+    fetch_from(sw, 0);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
