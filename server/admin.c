@@ -206,7 +206,9 @@ void users_list(struct http_req *r)
                  "ORDER BY u.username LIMIT $2::int + 1");
 }
 
-/* Deactivating revokes every session of the user in the same statement. */
+/* Deactivating or a new password revokes every session of the user in the same statement;
+ * every change queues an account.changed event, on which the user's open streams re-read
+ * their rights at once (stream.c). */
 /* clang-format off */
 static const char user_patch_sql[] =
     "WITH u AS (UPDATE users SET display_name = coalesce($2, display_name), "
@@ -220,6 +222,7 @@ static const char user_patch_sql[] =
     "             RETURNING hub_id), "
     "revoke AS (UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL "
     "           AND user_id IN (SELECT id FROM u WHERE NOT active OR $5 IS NOT NULL)), "
+    "ev AS (INSERT INTO event_queue (type, record_id) SELECT 'account.changed', id FROM u), "
         AUDIT_CTE("$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
     " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
     "       CASE WHEN $6::uuid[] IS NULL THEN coalesce((SELECT array_agg(m.hub_id ORDER BY "

@@ -314,12 +314,14 @@ void sessions_create(struct http_req *r)
         login_free(l);
 }
 
-/* ---- DELETE /v1/sessions/current */
+/* ---- DELETE /v1/sessions/current: the account.changed event ends the session's open
+ * streams at once (stream.c). */
 
 /* clang-format off */
 static const char revoke_sql[] =
     "WITH s AS (UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-    "           RETURNING id), "
+    "           RETURNING id, user_id), "
+    "ev AS (INSERT INTO event_queue (type, record_id) SELECT 'account.changed', user_id FROM s), "
         AUDIT_CTE("$2", "'session.revoke'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
                   ", s")
     " SELECT count(*) FROM audit";

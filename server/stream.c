@@ -39,6 +39,11 @@ struct stream_sub {
     uint64_t blocked_since; /* ms; 0 = writing. Blocked: its unsent buffer is full */
     int dead;
     int chunked; /* http_reply_chunked */
+    /* Stopped at an account.changed event of its user (held_at) until its rights are read
+     * again: HOLD_WAITING for the check to be sent, HOLD_CHECKING while it runs. */
+    int held;
+    long long held_at;
+    int in_check; /* its user and session are in the check in flight */
     /* Deliveries not yet in the worker's audit notes, all of one young person and hub
      * (note_delivery): event ids "1,2,3" in a buffer of our own, no allocation per event. */
     char note_subject[40], note_hub[40];
@@ -47,6 +52,8 @@ struct stream_sub {
 };
 
 TAILQ_HEAD(sub_list, stream_sub);
+
+enum { HOLD_NONE, HOLD_WAITING, HOLD_CHECKING };
 
 struct stream_worker {
     struct event_base *base; /* borrowed */
@@ -58,7 +65,7 @@ struct stream_worker {
     struct event *heartbeat; /* owned */
     struct event *poll;      /* owned */
     struct db_query *pending;
-    struct db_query *checking; /* the heartbeat's credentials check */
+    struct db_query *checking; /* a credentials check: the heartbeat's, or for held subs */
     json_object *audit;        /* owned; deliveries not yet audited, see note_delivery */
     uint64_t audit_flushed_ms;
     int again;
@@ -175,12 +182,14 @@ static void reap(struct stream_worker *sw)
 /* Columns: 0 id, 1 type, 2 hub_id, 3 audience (the young person's team; for a meeting its
  * invited agencies; for an action the team and the owner agency), 4 restricted_to, then the
  * intelligence item (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team), then the
- * meeting document (MEETING_DOC), the action (ACTION_JSON), and the event's young person. */
+ * meeting document (MEETING_DOC), the action (ACTION_JSON), the event's young person and its
+ * record (for account.changed, the user). */
 #define FIRST_INTEL   5
 #define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
 #define FIRST_MEETING (FIRST_SUBJECT + 11)
 #define COL_ACTION    (FIRST_MEETING + 1)
 #define COL_SUBJECT   (FIRST_MEETING + 2)
+#define COL_RECORD    (FIRST_MEETING + 3)
 /* clang-format off */
 #define FETCH_SELECT                                                                               \
     "SELECT e.id, e.type, e.hub_id, "                                                              \
@@ -198,7 +207,7 @@ static void reap(struct stream_worker *sw)
     "    WHERE m.id = e.record_id) END AS meeting, "                                               \
     "  CASE WHEN e.type LIKE 'action.%' THEN (SELECT " ACTION_JSON("a") " FROM actions a "         \
     "    WHERE a.id = e.record_id) END AS action, "                                                \
-    "  e.subject_id "                                                                              \
+    "  e.subject_id, e.record_id "                                                                 \
     "FROM events e "                                                                               \
     "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "             \
     "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
@@ -214,6 +223,8 @@ static const char fetch_scan_sql[] = FETCH_SELECT "WHERE e.id > $1 ORDER BY e.id
 /* clang-format on */
 
 static void fetch_from(struct stream_worker *sw, int past_gap);
+static void fetch(struct stream_worker *sw);
+static void check_subs(struct stream_worker *sw, int held_only);
 
 /* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE,
  * INTEL_VISIBLE, MEETING_VISIBLE): the hub's managers and the team (for a meeting, the
@@ -361,17 +372,27 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
                  st == DB_ERROR ? db_sqlstate(res) : "unavailable");
         return; /* the poll timer tries again */
     }
-    int n = PQntuples(res);
+    int n = PQntuples(res), held = 0;
     log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
     for (int row = 0; row < n; row++) {
         long long id = atoll(PQgetvalue(res, row, 0));
+        int account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
         char *text = NULL;
         struct stream_sub *s;
         TAILQ_FOREACH(s, &sw->subs, entry)
         {
-            if (s->dead || s->blocked_since != 0 || s->cursor >= id)
+            if (s->dead || s->blocked_since != 0 || s->held || s->cursor >= id)
                 continue;
-            if (!visible(s, res, row)) {
+            if (account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
+                /* nothing after this goes out under the rights it had before */
+                log_info("stream: subscriber %s: account changed (event %lld); re-reading",
+                         s->request_id, id);
+                s->held = HOLD_WAITING;
+                s->held_at = id;
+                held = 1;
+                continue;
+            }
+            if (account || !visible(s, res, row)) {
                 s->cursor = id;
                 continue;
             }
@@ -389,6 +410,8 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
         free(text);
     }
     reap(sw);
+    if (held)
+        check_subs(sw, 1);
     /* events committed past the cursor, yet none came: a gap */
     int gap = n == 0 && !sw->scanning && sw->from < sw->newest;
     if (n == LIMIT_SSE_BATCH || sw->again || gap) {
@@ -407,7 +430,7 @@ static void fetch_from(struct stream_worker *sw, int past_gap)
     long long from = -1;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
-    if (s->blocked_since == 0 && (from < 0 || s->cursor < from))
+    if (s->blocked_since == 0 && !s->held && (from < 0 || s->cursor < from))
         from = s->cursor;
     if (from < 0)
         return; /* nobody listening */
@@ -452,34 +475,66 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
         audit_flush(sw);
     unblock_or_cut(sw);
     reap(sw);
+    check_subs(sw, 1); /* a check for held subscribers that could not be sent or failed */
     fetch(sw);
 }
 
-/* Which subscribers still hold valid credentials: an open stream must not outlive a
- * sign-out, a revoked session or a deactivated user by more than one heartbeat. */
+/* Which subscribers still hold valid credentials, and with what rights: an open stream must
+ * not outlive a sign-out, a revoked session or a deactivated user, nor go on with rights the
+ * user no longer has. Run at every heartbeat for all, and at once for subscribers held at an
+ * account.changed event. Columns: user, live session ("" for none), role, agency, hubs. */
 static const char check_sql[] =
-    "SELECT u.id, coalesce(s.id::text, '') FROM users u "
+    "SELECT u.id, coalesce(s.id::text, ''), u.role, u.agency_id, "
+    "  coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
+    "            WHERE h.user_id = u.id), '{}') "
+    "FROM users u "
     "LEFT JOIN sessions s ON s.user_id = u.id AND s.id = ANY($2::uuid[]) "
     "  AND s.revoked_at IS NULL AND s.expires_at > now() "
     "WHERE u.id = ANY($1::uuid[]) AND u.active";
+
+/* s's row in a check_sql result, or -1: its user is gone or inactive, or its session is. */
+static int check_row(const struct stream_sub *s, PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, 0), s->user->id) == 0 &&
+            (s->user->session_id[0] == '\0' ||
+             strcmp(PQgetvalue(res, i, 1), s->user->session_id) == 0))
+            return i;
+    return -1;
+}
 
 static void checked(enum db_status st, PGresult *res, void *arg)
 {
     struct stream_worker *sw = arg;
     sw->checking = NULL;
-    if (st != DB_OK)
-        return; /* try again at the next heartbeat */
+    int resumed = 0;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
     {
-        int ok = 0;
-        for (int i = 0; i < PQntuples(res) && !ok; i++)
-            ok = strcmp(PQgetvalue(res, i, 0), s->user->id) == 0 &&
-                 (s->user->session_id[0] == '\0' ||
-                  strcmp(PQgetvalue(res, i, 1), s->user->session_id) == 0);
-        if (!ok) {
+        if (!s->in_check)
+            continue;
+        s->in_check = 0;
+        if (st != DB_OK) { /* held ones stay held: the poll asks again */
+            if (s->held == HOLD_CHECKING)
+                s->held = HOLD_WAITING;
+            continue;
+        }
+        int row = check_row(s, res);
+        if (row < 0) {
             log_info("stream: subscriber %s signed out or deactivated; ending", s->request_id);
             s->dead = 2;
+            continue;
+        }
+        struct auth_user *u = s->user;
+        u->role = role_parse(PQgetvalue(res, row, 2));
+        snprintf(u->agency_id, sizeof(u->agency_id), "%s", PQgetvalue(res, row, 3));
+        free(u->hub_ids);
+        u->hub_ids = xstrdup(PQgetvalue(res, row, 4));
+        if (s->held == HOLD_CHECKING) {
+            s->held = HOLD_NONE;
+            if (s->cursor < s->held_at)
+                s->cursor = s->held_at;
+            resumed = 1;
         }
     }
     struct stream_sub *next;
@@ -488,19 +543,32 @@ static void checked(enum db_status st, PGresult *res, void *arg)
         if (s->dead == 2)
             sub_close(s, 1);
     }
+    if (st == DB_OK)
+        check_subs(sw, 1); /* held while this one ran */
+    if (resumed)
+        fetch(sw);
 }
 
-static void check_credentials(struct stream_worker *sw)
+/* Check every subscriber (the heartbeat), or only those held at an account.changed event
+ * (held_only); one check runs at a time, a held subscriber waits for the next. */
+static void check_subs(struct stream_worker *sw, int held_only)
 {
-    if (sw->checking != NULL || TAILQ_EMPTY(&sw->subs))
+    if (sw->checking != NULL)
         return;
     size_t cap = (size_t)sw->nsubs * 37 + 3;
     char *users = xcalloc(cap, 1), *sessions = xcalloc(cap, 1);
+    int n = 0;
     struct stream_sub *s;
     strcat(users, "{");
     strcat(sessions, "{");
     TAILQ_FOREACH(s, &sw->subs, entry)
     {
+        if (s->dead || (held_only && s->held != HOLD_WAITING))
+            continue;
+        s->in_check = 1;
+        if (s->held)
+            s->held = HOLD_CHECKING;
+        n++;
         strcat(users, users[1] ? "," : "");
         strcat(users, s->user->id);
         if (s->user->session_id[0] != '\0') {
@@ -510,8 +578,12 @@ static void check_credentials(struct stream_worker *sw)
     }
     strcat(users, "}");
     strcat(sessions, "}");
-    const char *params[] = {users, sessions};
-    sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
+    if (n > 0) {
+        const char *params[] = {users, sessions};
+        sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
+        if (sw->checking == NULL) /* no database now: as a failed check */
+            checked(DB_UNAVAILABLE, NULL, sw);
+    }
     free(users);
     free(sessions);
 }
@@ -522,7 +594,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
     sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
-    check_credentials(sw);
+    check_subs(sw, 0);
 }
 
 struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool *db, int id)
@@ -603,7 +675,12 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
     char hello[96];
     int n = snprintf(hello, sizeof(hello), "retry: 2000\nid: %lld\n: connected\n\n", s->cursor);
     sub_write(s, hello, (size_t)n);
-    fetch(sw);
+    /* Its rights were read by the request's authentication, before the event head was: a
+     * change numbered in between would be behind the cursor. So they are read once more,
+     * as for a change, before anything is sent. */
+    s->held = HOLD_WAITING;
+    s->held_at = s->cursor;
+    check_subs(sw, 1);
 }
 
 void stream_get(struct http_req *r)

@@ -56,22 +56,28 @@ static void stop(void)
 
 /* ---- helpers */
 
-static char *make_subject(const char *team_json)
+/* A young person in hub, added by its manager mgr; returns the id (owned). */
+static char *make_subject_in(const char *mgr, const char *hub, const char *team_json)
 {
     char body[1024];
     snprintf(body, sizeof(body),
              "{\"hub_id\":\"%s\",\"reference\":\"%s\",\"given_name\":\"Riley\","
              "\"family_name\":\"Stream\",\"date_of_birth\":\"2010-06-01\",\"status\":"
              "\"edge_of_care\",\"key_worker\":\"K\",\"team\":%s}",
-             w.hub, itest_unique("S-"), team_json);
+             hub, itest_unique("S-"), team_json);
     struct https_response r = {0};
-    itest_call(&a, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_call(&a, mgr, "POST", "/v1/subjects", body, &r);
     ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
     json_object *o = itest_json(&r);
     char *id = strdup(itest_jstr(o, "id"));
     json_object_put(o);
     https_response_clear(&r);
     return id;
+}
+
+static char *make_subject(const char *team_json)
+{
+    return make_subject_in(w.mgr, w.hub, team_json);
 }
 
 /* Post as the officer on server s; returns the item id (owned). */
@@ -373,6 +379,57 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     free(t1);
     free(t2);
     itest_server_stop(&c, SIGTERM, 15);
+}
+END_TEST
+
+/* With the heartbeat at its default (15 s), a change to the account takes effect on the
+ * user's open stream before anything that follows the change: a hub manager taken off a hub
+ * gets none of its events posted after, and a signed-out session's stream ends at once and
+ * gets nothing more. The stream is on the other server process than the changes. */
+START_TEST(account_changes_reach_open_streams_at_once)
+{
+    char *hub2 = itest_new_hub(&a, w.admin), *uid = NULL, path[96], body[256];
+    char *mgr2 = itest_new_user(&a, w.admin, w.hub_agency, "hub_manager", w.hub, &uid);
+    snprintf(path, sizeof(path), "/v1/users/%s", uid);
+    snprintf(body, sizeof(body), "{\"hub_ids\":[\"%s\",\"%s\"]}", w.hub, hub2);
+    struct https_response r = {0};
+    itest_call(&a, w.admin, "PATCH", path, body, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    https_response_clear(&r);
+    char team[64];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *one = make_subject_in(mgr2, w.hub, team), *two = make_subject_in(mgr2, hub2, team);
+    struct sse *s = sse_open(&b, mgr2, -1);
+
+    /* off the first hub: its next post does not reach the stream, the second hub's does */
+    snprintf(body, sizeof(body), "{\"hub_ids\":[\"%s\"]}", hub2);
+    itest_call(&a, w.admin, "PATCH", path, body, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    https_response_clear(&r);
+    char *hidden = post(&a, one, "Hub one, after the manager left it", NULL);
+    char *seen = post(&a, two, "Hub two", NULL);
+    struct sse_event ev;
+    ck_assert_msg(sse_next(s, &ev, 3000), "the stream stopped after the change");
+    ck_assert_msg(strstr(ev.data, hidden) == NULL, "a hub the manager left still streamed");
+    ck_assert_msg(strstr(ev.data, seen) != NULL, "unexpected %s %s", ev.type, ev.data);
+    free(ev.data);
+
+    /* signed out: the stream ends now, not at the next heartbeat, and gets nothing more */
+    itest_call(&a, mgr2, "DELETE", "/v1/sessions/current", NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    https_response_clear(&r);
+    char *after = post(&a, two, "After sign-out", NULL);
+    ck_assert_msg(!sse_next(s, &ev, 3000), "a signed-out session received %s", ev.data);
+    ck_assert_msg(sse_wait_end(s, 100), "a signed-out session's stream stayed open");
+    sse_close(s);
+    free(after);
+    free(seen);
+    free(hidden);
+    free(one);
+    free(two);
+    free(mgr2);
+    free(uid);
+    free(hub2);
 }
 END_TEST
 
@@ -705,6 +762,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
     tcase_add_test(tc, concurrent_posts_reach_the_stream_in_order);
+    tcase_add_test(tc, account_changes_reach_open_streams_at_once);
     tcase_add_test(tc, queues_mirror_their_tables);
     tcase_add_test(tc, a_gap_in_event_ids_does_not_stall_the_stream);
     suite_add_tcase(s, tc);
