@@ -195,21 +195,27 @@ static void write_done(struct evhttp_request *ev, void *arg)
     hs->nwriting--;
 }
 
+/* The headers every reply carries, the live stream's included (docs/api.md). */
+static void reply_headers(struct http_req *r, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "X-Request-Id", r->id);
+    if (evhttp_find_header(h, "Cache-Control") == NULL) /* static files set their own */
+        evhttp_add_header(h, "Cache-Control", "no-store");
+    if (evhttp_find_header(h, "X-Content-Type-Options") == NULL)
+        evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+}
+
 void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
 {
     const char *method = "-";
     if (r->ev != NULL) {
         method = router_method_name(method_of(evhttp_request_get_command(r->ev)));
-        struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-        evhttp_add_header(h, "Content-Type", content_type);
-        evhttp_add_header(h, "X-Request-Id", r->id);
-        if (evhttp_find_header(h, "Cache-Control") == NULL) /* static files set their own */
-            evhttp_add_header(h, "Cache-Control", "no-store");
-        if (evhttp_find_header(h, "X-Content-Type-Options") == NULL)
-            evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-        evhttp_add_header(h, "Strict-Transport-Security", "max-age=31536000");
+        reply_headers(r, content_type);
         if (r->server->stopping)
-            evhttp_add_header(h, "Connection", "close");
+            evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Connection", "close");
         r->server->nwriting++;
         evhttp_connection_set_closecb(evhttp_request_get_connection(r->ev), write_closed,
                                       r->server);
@@ -236,12 +242,8 @@ struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
                                    struct auth_user **user, struct http_server **server)
 {
     struct evhttp_request *ev = r->ev;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
-    evhttp_add_header(h, "Content-Type", content_type);
-    evhttp_add_header(h, "X-Request-Id", r->id);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    reply_headers(r, content_type);
+    evhttp_add_header(evhttp_request_get_output_headers(ev), "X-Accel-Buffering", "no");
     evhttp_connection_set_closecb(evhttp_request_get_connection(ev), NULL, NULL);
     evhttp_send_reply_start(ev, 200, "OK");
     access_log(r, 200, "GET");

@@ -22,6 +22,11 @@ struct sse *sse_open(const struct itest_server *s, const char *token, long long 
     ck_assert_int_eq(https_stream_open(e->c, "GET", "/v1/stream", h, &r, &cause), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(https_response_header(&r, "Content-Type"), "text/event-stream");
+    /* the headers of every reply (docs/api.md) */
+    ck_assert_int_eq(strlen(https_response_header(&r, "X-Request-Id")), 32);
+    ck_assert_str_eq(https_response_header(&r, "Strict-Transport-Security"), "max-age=31536000");
+    ck_assert_str_eq(https_response_header(&r, "X-Content-Type-Options"), "nosniff");
+    ck_assert_str_eq(https_response_header(&r, "Cache-Control"), "no-store");
     https_response_clear(&r);
     return e;
 }

@@ -53,6 +53,9 @@ START_TEST(healthz_over_tls13)
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(https_response_header(&r, "Content-Type"), "application/json; charset=utf-8");
     ck_assert_int_eq(strlen(https_response_header(&r, "X-Request-Id")), 32);
+    ck_assert_str_eq(https_response_header(&r, "Strict-Transport-Security"), "max-age=31536000");
+    ck_assert_str_eq(https_response_header(&r, "X-Content-Type-Options"), "nosniff");
+    ck_assert_str_eq(https_response_header(&r, "Cache-Control"), "no-store");
     json_object *b = body_json(&r);
     ck_assert_str_eq(jstr(b, "status"), "ok");
     ck_assert_str_eq(jstr(b, "database"), "ok");
