@@ -466,7 +466,10 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_opts *
     /* Work as raise_app (sql/002): it may append to the audit log, never change it. */
     snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%d -c role=raise_app",
              o->statement_timeout_ms);
-    snprintf(pool->appname, sizeof(pool->appname), "raised-w%d", o->worker_id);
+    if (o->name != NULL)
+        snprintf(pool->appname, sizeof(pool->appname), "%s", o->name);
+    else
+        snprintf(pool->appname, sizeof(pool->appname), "raised-w%d", o->worker_id);
     pool->size = o->size;
     pool->queue_max = o->queue_max;
     pool->queue_wait_ms = o->queue_wait_ms;

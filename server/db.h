@@ -27,7 +27,8 @@ struct db_pool_opts {
     int queue_max;        /* waiting queries */
     int queue_wait_ms;    /* how long a query may wait for a connection */
     int statement_timeout_ms;
-    int worker_id; /* for logs and application_name */
+    int worker_id;    /* for logs and application_name */
+    const char *name; /* application_name; NULL: "raised-w<worker_id>" */
     /* Listen mode: every (re)connection runs LISTEN channel and notifications are passed to
      * notify_cb (on the pool's loop). NULL for an ordinary pool. */
     const char *listen_channel;

@@ -387,11 +387,13 @@ int server_run(struct config *cfg)
                                   .queue_wait_ms = cfg->db_queue_wait,
                                   .statement_timeout_ms = cfg->statement_timeout,
                                   .worker_id = 0,
+                                  .name = "raised-events",
                                   .listen_channel = "raise_events",
                                   .notify_cb = stream_notify_all,
                                   .background = 1};
         srv.listener = db_pool_new(srv.base, &lo);
         struct db_pool_opts ao = lo; /* the sequencer's audit lane: no LISTEN */
+        ao.name = "raised-audit";
         ao.listen_channel = NULL;
         ao.notify_cb = NULL;
         srv.sequencer = db_pool_new(srv.base, &ao);

@@ -67,6 +67,18 @@ START_TEST(healthz_over_tls13)
     ck_assert_int_eq(r.body_len, 0);
     https_response_clear(&r);
     https_close(c);
+    /* the connections name themselves in pg_stat_activity (docs/operations.md) */
+    int named = 0;
+    for (int waited = 0; !named && waited < 5000; waited += 100) {
+        char *n = itest_sql_value("SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                                  "WHERE application_name IN ('raised-w0', 'raised-events', "
+                                  "'raised-audit')");
+        named = n != NULL && strcmp(n, "3") == 0;
+        free(n);
+        if (!named)
+            itest_sleep_ms(100);
+    }
+    ck_assert_msg(named, "raised-w0, raised-events and raised-audit are not all connected");
     ck_assert_int_eq(itest_server_stop(&s, SIGTERM, 15), 0);
 }
 END_TEST
