@@ -29,7 +29,7 @@
 static const char by_token_sql[] =
     "WITH s AS (SELECT id, user_id, last_seen FROM sessions "
     "           WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL "
-    "             AND expires_at > now() AND last_seen > now() - interval '8 hours'), "
+    "             AND expires_at > now() AND last_seen > now() - " AUTH_IDLE_EXPIRY "), "
     "touch AS (UPDATE sessions SET last_seen = now() FROM s "
     "          WHERE sessions.id = s.id AND s.last_seen < now() - interval '1 minute') "
     "SELECT " USER_COLUMNS ", s.id "

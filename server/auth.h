@@ -14,6 +14,9 @@ struct json_object;
 /* Set-Cookie value that makes a browser forget it. */
 #define AUTH_COOKIE_CLEAR AUTH_COOKIE "=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
 
+/* A session ends this long after its last use (SQL interval; auth.c, sessions.c, stream.c). */
+#define AUTH_IDLE_EXPIRY "interval '8 hours'"
+
 /* How the caller proved who they are. */
 enum auth_via { AUTH_VIA_TOKEN, AUTH_VIA_COOKIE, AUTH_VIA_CERTIFICATE };
 

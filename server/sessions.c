@@ -83,7 +83,7 @@ static const char success_sql[] =
     "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3), "
         AUDIT_CTE("$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
                   ", s")
-    " SELECT to_char(least(s.last_seen + interval '8 hours', s.expires_at) AT TIME ZONE 'UTC', "
+    " SELECT to_char(least(s.last_seen + " AUTH_IDLE_EXPIRY ", s.expires_at) AT TIME ZONE 'UTC', "
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "

@@ -490,6 +490,7 @@ static const char check_sql[] =
     "FROM users u "
     "LEFT JOIN sessions s ON s.user_id = u.id AND s.id = ANY($2::uuid[]) "
     "  AND s.revoked_at IS NULL AND s.expires_at > now() "
+    "  AND s.last_seen > now() - " AUTH_IDLE_EXPIRY " "
     "WHERE u.id = ANY($1::uuid[]) AND u.active";
 
 /* s's row in a check_sql result, or -1: its user is gone or inactive, or its session is. */

@@ -364,6 +364,20 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     free(ev.data);
     ck_assert_msg(!sse_next(s1, &ev, 1000), "a signed-out session still received %s", ev.data);
 
+    /* a session unused for 8 hours has expired: its stream ends at the next heartbeat */
+    char *t3 = itest_login(&c, name, "long enough secret"), aged[256];
+    struct sse *s3 = sse_open(&c, t3, -1);
+    ck_assert(wait_subscribers(&c, 2, 5000));
+    snprintf(aged, sizeof(aged),
+             "UPDATE sessions SET last_seen = now() - interval '8 hours 1 minute' "
+             "WHERE token_hash = sha256(convert_to('%s', 'UTF8'))",
+             t3);
+    itest_sql(aged);
+    ck_assert_msg(wait_subscribers(&c, 1, 5000), "an idle-expired session's stream stayed open");
+    ck_assert_msg(sse_wait_end(s3, 1000), "the idle-expired stream did not end cleanly");
+    sse_close(s3);
+    free(t3);
+
     /* deactivating the user ends the other one */
     snprintf(path, sizeof(path), "/v1/users/%s", uid);
     itest_call(&c, w.admin, "PATCH", path, "{\"active\":false}", &r);
