@@ -550,18 +550,27 @@ static void checked(enum db_status st, PGresult *res, void *arg)
         fetch(sw);
 }
 
+/* Add a uuid to the array literal "{a,b,..." being built in buf (*len so far, from "{"). */
+static void uuid_list_add(char *buf, size_t *len, const char *id)
+{
+    if (*len > 1)
+        buf[(*len)++] = ',';
+    size_t n = strlen(id);
+    memcpy(buf + *len, id, n);
+    *len += n;
+}
+
 /* Check every subscriber (the heartbeat), or only those held at an account.changed event
  * (held_only); one check runs at a time, a held subscriber waits for the next. */
 static void check_subs(struct stream_worker *sw, int held_only)
 {
     if (sw->checking != NULL)
         return;
-    size_t cap = (size_t)sw->nsubs * 37 + 3;
-    char *users = xcalloc(cap, 1), *sessions = xcalloc(cap, 1);
+    size_t cap = (size_t)sw->nsubs * 37 + 3, nu = 1, ns = 1; /* 36 + ",", "{}" and NUL */
+    char *users = xmalloc(cap), *sessions = xmalloc(cap);
+    users[0] = sessions[0] = '{';
     int n = 0;
     struct stream_sub *s;
-    strcat(users, "{");
-    strcat(sessions, "{");
     TAILQ_FOREACH(s, &sw->subs, entry)
     {
         if (s->dead || (held_only && s->held != HOLD_WAITING))
@@ -570,15 +579,12 @@ static void check_subs(struct stream_worker *sw, int held_only)
         if (s->held)
             s->held = HOLD_CHECKING;
         n++;
-        strcat(users, users[1] ? "," : "");
-        strcat(users, s->user->id);
-        if (s->user->session_id[0] != '\0') {
-            strcat(sessions, sessions[1] ? "," : "");
-            strcat(sessions, s->user->session_id);
-        }
+        uuid_list_add(users, &nu, s->user->id);
+        if (s->user->session_id[0] != '\0')
+            uuid_list_add(sessions, &ns, s->user->session_id);
     }
-    strcat(users, "}");
-    strcat(sessions, "}");
+    memcpy(users + nu, "}", 2);
+    memcpy(sessions + ns, "}", 2);
     if (n > 0) {
         const char *params[] = {users, sessions};
         sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
