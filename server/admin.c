@@ -105,10 +105,11 @@ static const struct json_field user_patch_fields[] = {
     {"hub_ids", JK_UUID_ARRAY, 0, 0, 50, NULL},
 };
 
+/* clang-format off */
 #define USER_COLS                                                                                  \
     "u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "                            \
-    "coalesce((SELECT array_agg(m.hub_id ORDER BY m.hub_id) FROM hub_managers m "                  \
-    "          WHERE m.user_id = u.id), '{}') AS hub_ids"
+    AUTH_MANAGED_HUBS("u") " AS hub_ids"
+/* clang-format on */
 
 /* clang-format off */
 static const char user_insert_sql[] =
@@ -225,8 +226,7 @@ static const char user_patch_sql[] =
     "ev AS (INSERT INTO event_queue (type, record_id) SELECT 'account.changed', id FROM u), "
         AUDIT_CTE("$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
     " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
-    "       CASE WHEN $6::uuid[] IS NULL THEN coalesce((SELECT array_agg(m.hub_id ORDER BY "
-    "       m.hub_id) FROM hub_managers m WHERE m.user_id = u.id), '{}') "
+    "       CASE WHEN $6::uuid[] IS NULL THEN " AUTH_MANAGED_HUBS("u") " "
     "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
     "       AS hub_ids FROM u";
 /* clang-format on */

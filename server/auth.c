@@ -18,23 +18,23 @@
 #include <string.h>
 #include <strings.h>
 
+/* clang-format off */
 /* Columns every lookup returns, in this order. */
 #define USER_COLUMNS                                                                               \
     "u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "                      \
-    "coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "                  \
-    "          WHERE h.user_id = u.id), '{}') "
+    AUTH_MANAGED_HUBS("u") " "
 
 /* A session is live until revoked, 24 h after sign-in, or 8 h after its last use. Use is
  * recorded at most once a minute so reads do not each write. */
 static const char by_token_sql[] =
     "WITH s AS (SELECT id, user_id, last_seen FROM sessions "
-    "           WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL "
-    "             AND expires_at > now() AND last_seen > now() - " AUTH_IDLE_EXPIRY "), "
+    "           WHERE token_hash = decode($1, 'hex') AND " AUTH_SESSION_LIVE("sessions") "), "
     "touch AS (UPDATE sessions SET last_seen = now() FROM s "
     "          WHERE sessions.id = s.id AND s.last_seen < now() - interval '1 minute') "
     "SELECT " USER_COLUMNS ", s.id "
     "FROM s JOIN users u ON u.id = s.user_id AND u.active "
     "JOIN agencies a ON a.id = u.agency_id";
+/* clang-format on */
 
 static const char by_cert_sql[] = "SELECT " USER_COLUMNS ", '' FROM user_certificates c "
                                   "JOIN users u ON u.id = c.user_id AND u.active "

@@ -14,8 +14,17 @@ struct json_object;
 /* Set-Cookie value that makes a browser forget it. */
 #define AUTH_COOKIE_CLEAR AUTH_COOKIE "=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
 
-/* A session ends this long after its last use (SQL interval; auth.c, sessions.c, stream.c). */
+/* A session ends this long after its last use (SQL interval). */
 #define AUTH_IDLE_EXPIRY "interval '8 hours'"
+/* SQL condition: the session row s is live (not revoked, not 24 h past sign-in, used within
+ * AUTH_IDLE_EXPIRY). For requests (auth.c) and open streams (stream.c) alike. */
+#define AUTH_SESSION_LIVE(s)                                                                       \
+    s ".revoked_at IS NULL AND " s ".expires_at > now() AND " s                                    \
+      ".last_seen > now() - " AUTH_IDLE_EXPIRY
+/* SQL expression: the hubs user row u manages, as an array ('{}' for none), in id order. */
+#define AUTH_MANAGED_HUBS(u)                                                                       \
+    "coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "                  \
+    "WHERE h.user_id = " u ".id), '{}')"
 
 /* How the caller proved who they are. */
 enum auth_via { AUTH_VIA_TOKEN, AUTH_VIA_COOKIE, AUTH_VIA_CERTIFICATE };

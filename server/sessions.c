@@ -87,8 +87,7 @@ static const char success_sql[] =
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       u.id, u.username, u.display_name, u.role, u.agency_id, a.name, a.kind, "
-    "       coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
-    "                 WHERE h.user_id = u.id), '{}'), s.id, "
+    "       " AUTH_MANAGED_HUBS("u") ", s.id, "
     "       ceil(extract(epoch FROM s.expires_at - now()))::int "
     "FROM s, users u JOIN agencies a ON "
         "a.id = u.agency_id, (SELECT count(*) FROM audit) x WHERE u.id = $1";

@@ -483,15 +483,14 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
  * not outlive a sign-out, a revoked session or a deactivated user, nor go on with rights the
  * user no longer has. Run at every heartbeat for all, and at once for subscribers held at an
  * account.changed event. Columns: user, live session ("" for none), role, agency, hubs. */
+/* clang-format off */
 static const char check_sql[] =
-    "SELECT u.id, coalesce(s.id::text, ''), u.role, u.agency_id, "
-    "  coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "
-    "            WHERE h.user_id = u.id), '{}') "
+    "SELECT u.id, coalesce(s.id::text, ''), u.role, u.agency_id, " AUTH_MANAGED_HUBS("u") " "
     "FROM users u "
     "LEFT JOIN sessions s ON s.user_id = u.id AND s.id = ANY($2::uuid[]) "
-    "  AND s.revoked_at IS NULL AND s.expires_at > now() "
-    "  AND s.last_seen > now() - " AUTH_IDLE_EXPIRY " "
+    "  AND " AUTH_SESSION_LIVE("s") " "
     "WHERE u.id = ANY($1::uuid[]) AND u.active";
+/* clang-format on */
 
 /* s's row in a check_sql result, or -1: its user is gone or inactive, or its session is. */
 static int check_row(const struct stream_sub *s, PGresult *res)
