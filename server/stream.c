@@ -565,11 +565,14 @@ static void check_subs(struct stream_worker *sw, int held_only)
 {
     if (sw->checking != NULL)
         return;
-    size_t cap = (size_t)sw->nsubs * 37 + 3, nu = 1, ns = 1; /* 36 + ",", "{}" and NUL */
-    char *users = xmalloc(cap), *sessions = xmalloc(cap);
-    users[0] = sessions[0] = '{';
-    int n = 0;
+    size_t n = 0, nu = 1, ns = 1;
     struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    n += !s->dead && (!held_only || s->held == HOLD_WAITING);
+    if (n == 0)
+        return; /* the usual case for the poll's call: nobody held */
+    char *users = xmalloc(n * 37 + 3), *sessions = xmalloc(n * 37 + 3); /* 36 + ",", "{}", NUL */
+    users[0] = sessions[0] = '{';
     TAILQ_FOREACH(s, &sw->subs, entry)
     {
         if (s->dead || (held_only && s->held != HOLD_WAITING))
@@ -577,19 +580,16 @@ static void check_subs(struct stream_worker *sw, int held_only)
         s->in_check = 1;
         if (s->held)
             s->held = HOLD_CHECKING;
-        n++;
         uuid_list_add(users, &nu, s->user->id);
         if (s->user->session_id[0] != '\0')
             uuid_list_add(sessions, &ns, s->user->session_id);
     }
     memcpy(users + nu, "}", 2);
     memcpy(sessions + ns, "}", 2);
-    if (n > 0) {
-        const char *params[] = {users, sessions};
-        sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
-        if (sw->checking == NULL) /* no database now: as a failed check */
-            checked(DB_UNAVAILABLE, NULL, sw);
-    }
+    const char *params[] = {users, sessions};
+    sw->checking = db_query(sw->db, check_sql, 2, params, checked, sw);
+    if (sw->checking == NULL) /* no database now: as a failed check */
+        checked(DB_UNAVAILABLE, NULL, sw);
     free(users);
     free(sessions);
 }
