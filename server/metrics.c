@@ -36,6 +36,8 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_sequencer_runs_total", "Sequencer runs (events numbered, audit rows chained)"},
     {"raise_sequencer_rows_total", "Queued event and audit rows they moved"},
     {"raise_sequencer_failures_total", "Sequencer runs that failed (their rows stay queued)"},
+    {"raise_stream_events_sent_total", "Events sent to stream subscribers, one per subscriber"},
+    {"raise_stream_writes_total", "Writes to stream subscribers that carried those events"},
 };
 
 static const char *const *route_names;

@@ -72,6 +72,8 @@ struct stream_worker {
     long long from;   /* the cursor of the fetch in flight */
     long long newest; /* newest_event when it was sent: committed, so it must see those */
     int scanning;     /* the fetch in flight is fetch_scan_sql */
+    char *out;        /* owned; one subscriber's share of a fetched batch (fan_out) */
+    size_t out_len, out_cap;
 };
 
 /* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
@@ -363,6 +365,90 @@ static void audit_flush(struct stream_worker *sw)
     sw->audit = json_object_new_object();
 }
 
+/* One event of a fetched batch: its SSE text is rendered once, the first time a subscriber
+ * may see it, for every subscriber (not a meeting's: see render). */
+struct batch_row {
+    long long id;
+    int account; /* account.changed: never sent; holds its user's subscribers */
+    char *text;  /* owned; NULL until rendered */
+    size_t len;
+};
+
+/* Append to the worker's batch buffer (sw->out), growing it. */
+static void out_add(struct stream_worker *sw, const char *text, size_t len)
+{
+    if (sw->out_len + len > sw->out_cap) {
+        sw->out_cap = (sw->out_len + len) * 2;
+        sw->out = xrealloc(sw->out, sw->out_cap);
+    }
+    memcpy(sw->out + sw->out_len, text, len);
+    sw->out_len += len;
+}
+
+/* Each subscriber gets everything of the batch it may see in ONE write: one chunk, one TLS
+ * record (up to 16 KiB) and one write() for several events where there used to be one of
+ * each per event. Under load the batches grow (the fetch takes everything committed
+ * since the last), so the cost per event falls as the load rises instead of the subscribers
+ * falling behind. Nothing is written past LIMIT_SSE_BUFFER unsent: a subscriber that would
+ * pass it is blocked there, its cursor at the last event it got. */
+static void fan_out(struct stream_worker *sw, PGresult *res, struct batch_row *rows, int n,
+                    int *held)
+{
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    {
+        if (s->dead || s->blocked_since != 0 || s->held)
+            continue;
+        size_t base = 0; /* unsent(s), read at its first event */
+        long sent = 0;
+        sw->out_len = 0;
+        for (int row = 0; row < n; row++) {
+            struct batch_row *b = &rows[row];
+            if (s->cursor >= b->id)
+                continue;
+            if (b->account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
+                /* nothing after this goes out under the rights it had before */
+                log_info("stream: subscriber %s: account changed (event %lld); re-reading",
+                         s->request_id, b->id);
+                s->held = HOLD_WAITING;
+                s->held_at = b->id;
+                *held = 1;
+                break;
+            }
+            if (b->account || !visible(s, res, row)) {
+                s->cursor = b->id;
+                continue;
+            }
+            char *mine = NULL; /* a meeting, rendered for this subscriber */
+            if (is_meeting(res, row))
+                mine = render(res, row, s->user);
+            else if (b->text == NULL) {
+                b->text = render(res, row, NULL);
+                b->len = strlen(b->text);
+            }
+            const char *text = mine != NULL ? mine : b->text;
+            size_t len = mine != NULL ? strlen(mine) : b->len;
+            if (sw->out_len == 0)
+                base = unsent(s);
+            if (base + sw->out_len + len > LIMIT_SSE_BUFFER) {
+                free(mine);
+                s->blocked_since = util_now_ms(); /* the event comes again later */
+                break;
+            }
+            out_add(sw, text, len);
+            free(mine);
+            s->cursor = b->id;
+            sent++;
+            note_delivery(sw, s, res, row);
+        }
+        if (sw->out_len > 0) {
+            http_write_chunk(s->req, s->chunked, sw->out, sw->out_len);
+            metrics_add(COUNTER_SSE_EVENTS, sent);
+            metrics_count(COUNTER_SSE_WRITES);
+        }
+    }
+}
+
 static void fetched(enum db_status st, PGresult *res, void *arg)
 {
     struct stream_worker *sw = arg;
@@ -374,40 +460,16 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
     }
     int n = PQntuples(res), held = 0;
     log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
-    for (int row = 0; row < n; row++) {
-        long long id = atoll(PQgetvalue(res, row, 0));
-        int account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
-        char *text = NULL;
-        struct stream_sub *s;
-        TAILQ_FOREACH(s, &sw->subs, entry)
-        {
-            if (s->dead || s->blocked_since != 0 || s->held || s->cursor >= id)
-                continue;
-            if (account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
-                /* nothing after this goes out under the rights it had before */
-                log_info("stream: subscriber %s: account changed (event %lld); re-reading",
-                         s->request_id, id);
-                s->held = HOLD_WAITING;
-                s->held_at = id;
-                held = 1;
-                continue;
-            }
-            if (account || !visible(s, res, row)) {
-                s->cursor = id;
-                continue;
-            }
-            if (is_meeting(res, row)) {
-                free(text);
-                text = render(res, row, s->user);
-            } else if (text == NULL) {
-                text = render(res, row, NULL);
-            }
-            if (sub_write(s, text, strlen(text)) < 0)
-                continue; /* blocked: its cursor stays, the event comes again later */
-            s->cursor = id;
-            note_delivery(sw, s, res, row);
+    if (n > 0) {
+        struct batch_row *rows = xcalloc((size_t)n, sizeof(*rows));
+        for (int row = 0; row < n; row++) {
+            rows[row].id = atoll(PQgetvalue(res, row, 0));
+            rows[row].account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
         }
-        free(text);
+        fan_out(sw, res, rows, n, &held);
+        for (int row = 0; row < n; row++)
+            free(rows[row].text);
+        free(rows);
     }
     reap(sw);
     if (held)
@@ -646,6 +708,7 @@ void stream_worker_free(struct stream_worker *sw)
     if (sw->checking != NULL)
         db_query_orphan(sw->checking);
     json_object_put(sw->audit);
+    free(sw->out);
     event_free(sw->kick);
     event_free(sw->heartbeat);
     event_free(sw->poll);

@@ -163,29 +163,45 @@ START_TEST(delivered_to_the_team_only_with_conditions)
 }
 END_TEST
 
-START_TEST(resume_with_last_event_id_no_loss_no_duplicate)
+/* A post the nurse saw streamed (on b): its event id; *item its id (owned). */
+static long long streamed_post(const char *subject, char **item)
 {
-    char *subject = make_subject(team2());
     struct sse *s = sse_open(&b, w.nurse, -1);
-    char *first = post(&a, subject, "One", NULL);
+    *item = post(&a, subject, "One", NULL);
     struct sse_event ev;
     ck_assert(sse_next(s, &ev, 3000));
-    long long last = ev.id;
     free(ev.data);
     sse_close(s);
+    return ev.id;
+}
+
+/* The next n events on s are the items ids, in order, none twice, after event id after;
+ * returns the last one's event id. */
+static long long expect_in_order(struct sse *s, char **ids, int n, long long after)
+{
+    struct sse_event ev;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(sse_next(s, &ev, 3000), "missed event %d", i);
+        ck_assert_int_gt(ev.id, after);
+        ck_assert_msg(strstr(ev.data, ids[i]) != NULL, "event %d out of order", i);
+        after = ev.id;
+        free(ev.data);
+    }
+    return after;
+}
+
+START_TEST(resume_with_last_event_id_no_loss_no_duplicate)
+{
+    char *subject = make_subject(team2()), *first;
+    long long last = streamed_post(subject, &first);
+    struct sse *s;
+    struct sse_event ev;
     /* while away: five more, on both instances */
     char *ids[5];
     for (int i = 0; i < 5; i++)
         ids[i] = post(i % 2 ? &a : &b, subject, "While away", NULL);
     s = sse_open(&a, w.nurse, last);
-    long long prev = last;
-    for (int i = 0; i < 5; i++) {
-        ck_assert_msg(sse_next(s, &ev, 3000), "missed event %d", i);
-        ck_assert_int_gt(ev.id, prev); /* in order, none twice */
-        ck_assert_msg(strstr(ev.data, ids[i]) != NULL, "event %d out of order", i);
-        prev = ev.id;
-        free(ev.data);
-    }
+    long long prev = expect_in_order(s, ids, 5, last);
     /* then live ones */
     char *live = post(&b, subject, "Live", NULL);
     ck_assert(sse_next(s, &ev, 3000));
@@ -197,6 +213,64 @@ START_TEST(resume_with_last_event_id_no_loss_no_duplicate)
     for (int i = 0; i < 5; i++)
         free(ids[i]);
     free(live);
+    free(first);
+    free(subject);
+}
+END_TEST
+
+/* Wait until the server reports this many open streams (raise_stream_subscribers). */
+static int wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        struct https_response m = {0};
+        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+        int ok = strstr(m.body, line) != NULL;
+        https_response_clear(&m);
+        if (ok)
+            return 1;
+        itest_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* A counter from the server's /metrics. */
+static long metric(const struct itest_server *s, const char *name)
+{
+    struct https_response m = {0};
+    itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *at = m.body != NULL ? strstr(m.body, key) : NULL;
+    ck_assert_msg(at != NULL, "%s is not in /metrics", name);
+    long v = atol(at + strlen(key));
+    https_response_clear(&m);
+    return v;
+}
+
+/* Everything one fetch finds for a subscriber goes out in one write (one chunk, one TLS
+ * record), in order: here a resume that finds five events waiting. */
+START_TEST(a_fetched_batch_goes_out_in_one_write)
+{
+    char *subject = make_subject(team2()), *first;
+    long long last = streamed_post(subject, &first);
+    struct sse *s;
+    struct sse_event ev;
+    char *ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = post(&b, subject, "Batched", NULL);
+    ck_assert_msg(wait_subscribers(&a, 0, 5000), "another stream is open on a");
+    long events = metric(&a, "raise_stream_events_sent_total");
+    long writes = metric(&a, "raise_stream_writes_total");
+    s = sse_open(&a, w.nurse, last);
+    expect_in_order(s, ids, 5, last);
+    ck_assert(!sse_next(s, &ev, 300));
+    ck_assert_int_eq(metric(&a, "raise_stream_events_sent_total") - events, 5);
+    ck_assert_int_eq(metric(&a, "raise_stream_writes_total") - writes, 1);
+    sse_close(s);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
     free(first);
     free(subject);
 }
@@ -320,23 +394,6 @@ START_TEST(slow_consumer_is_cut_off_and_can_resume)
     free(subject);
 }
 END_TEST
-
-/* Wait until the server reports this many open streams (raise_stream_subscribers). */
-static int wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
-{
-    char line[64];
-    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-        struct https_response m = {0};
-        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
-        int ok = strstr(m.body, line) != NULL;
-        https_response_clear(&m);
-        if (ok)
-            return 1;
-        itest_sleep_ms(100);
-    }
-    return 0;
-}
 
 START_TEST(sign_out_and_deactivation_end_open_streams)
 {
@@ -768,6 +825,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, rows_left_queued_are_sequenced);
     tcase_add_test(tc, delivered_to_the_team_only_with_conditions);
     tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
+    tcase_add_test(tc, a_fetched_batch_goes_out_in_one_write);
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
