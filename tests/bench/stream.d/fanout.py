@@ -49,6 +49,7 @@ import select
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -355,20 +356,8 @@ class Subscribers:
                 return 0 if opened == a.n else 1
             await asyncio.sleep(0.05)
         t_done = now_ns()
-        accepted = []
-        sched = {}
-        with open(a.posts_file, encoding="ascii") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) != 5:
-                    continue
-                seq, sch, snd, ack, status = (int(x) for x in parts)
-                sched[seq] = (sch, snd, ack, status)
-                ok = (status == 201) if a.mode == "raised" else (status >= 0)
-                if ok:
-                    accepted.append(seq)
+        sched, accepted = read_posts(a)
         want = len(accepted)
-        acc_set = set(accepted)
         live = [s for s in self.subs if s.state == 1 and not s.closed]
         drain_deadline = time.monotonic() + a.drain
         checked = 0.0
@@ -380,8 +369,44 @@ class Subscribers:
                     break
             await asyncio.sleep(0.05)
         drained_s = (now_ns() - t_done) / 1e9
+        rc = await self.verdict(opened, drained_s)
+        self._close_all()
+        return rc
 
-        # ---- the verdict
+    def load(self, deliveries: str, subscribers: str) -> None:
+        """The state `subscribe.c` left (its --result.deliveries and .subscribers), as if
+        this process had read the streams itself."""
+        with open(subscribers, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                state, closed, events, nbytes, why = line.rstrip("\n").split(" ", 4)
+                sub = Sub(i, self.args.max_posts)
+                sub.state, sub.closed = int(state), closed == "1"
+                sub.events, sub.nbytes = int(events), int(nbytes)
+                sub.why = "" if why == "-" else why
+                self.subs.append(sub)
+        max_posts = self.args.max_posts
+        first, last = self.seq_first, self.seq_last
+        with open(deliveries, "rb") as f:
+            for idx, seq, t, lat in struct.iter_unpack("<iiqq", f.read()):
+                self.lat.append(lat)
+                self.lat_seq.append(seq)
+                sub = self.subs[idx]
+                if 0 <= seq < max_posts:
+                    if sub.counts[seq] < 255:
+                        sub.counts[seq] += 1
+                    if not first[seq]:
+                        first[seq] = t
+                    last[seq] = t
+                else:
+                    sub.extra += 1
+                self.ours += 1
+
+    async def verdict(self, opened: int, drained_s: float) -> int:
+        """Write --result from what the subscribers received."""
+        a = self.args
+        sched, accepted = read_posts(a)
+        want = len(accepted)
+        acc_set = set(accepted)
         lost = 0
         dup = 0
         subs_missing = 0
@@ -474,7 +499,6 @@ class Subscribers:
             res[f"{name}_max_ms"] = round(vals[-1] / 1e6, 2) if vals else None
             res[f"{name}_min_ms"] = round(vals[0] / 1e6, 2) if vals else None
         write_atomic(a.result, json.dumps(res, indent=1) + "\n")
-        self._close_all()
         return 0
 
     def _all_have(self, live, accepted) -> bool:
@@ -497,6 +521,32 @@ class Subscribers:
                     s.sock.close()
                 except OSError:
                     pass
+
+
+def read_posts(a):
+    """The poster's log: {seq: (scheduled, send, ack, status)} and the accepted seqs."""
+    accepted = []
+    sched = {}
+    with open(a.posts_file, encoding="ascii") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 5:
+                continue
+            seq, sch, snd, ack, status = (int(x) for x in parts)
+            sched[seq] = (sch, snd, ack, status)
+            ok = (status == 201) if a.mode == "raised" else (status >= 0)
+            if ok:
+                accepted.append(seq)
+    return sched, accepted
+
+
+def cmd_verdict(args) -> int:
+    async def main() -> int:
+        subs = Subscribers(args)
+        subs.load(args.deliveries, args.subscribers)
+        return await subs.verdict(args.opened, args.drained_s)
+
+    return asyncio.run(main())
 
 
 def cmd_subscribe(args) -> int:
@@ -632,7 +682,7 @@ def cmd_publish(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sp = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("subscribe", "publish"):
+    for name in ("subscribe", "publish", "verdict"):
         p = sp.add_parser(name)
         p.add_argument("--mode", choices=("raised", "redis"), required=True)
         p.add_argument("--host", default="127.0.0.1")
@@ -640,7 +690,34 @@ def main() -> int:
         p.add_argument("--cafile", help="TLS with this CA (omit for plain TCP)")
         p.add_argument("--channel", default="bench-stream")
         p.add_argument("--done-file", required=True)
-    s = sp.choices["subscribe"]
+    for name in ("subscribe", "verdict"):
+        add_subscribe_args(sp.choices[name])
+    v = sp.choices["verdict"]
+    v.add_argument("--deliveries", required=True, help="subscribe.c: its deliveries")
+    v.add_argument("--subscribers", required=True, help="subscribe.c: its subscribers")
+    v.add_argument("--opened", type=int, required=True)
+    v.add_argument("--drained-s", type=float, required=True)
+    p = sp.choices["publish"]
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--token-file")
+    p.add_argument("--subject")
+    p.add_argument("--size", type=int, default=600, help="redis: bytes per message payload")
+    p.add_argument("--conns", type=int, default=32, help="raised: keep-alive connections")
+    args = ap.parse_args()
+    if args.cmd == "verdict":
+        return cmd_verdict(args)
+    if args.cmd == "subscribe":
+        if args.mode == "raised" and not args.tokens_file:
+            ap.error("subscribe --mode raised needs --tokens-file")
+        return cmd_subscribe(args)
+    if args.mode == "raised" and not (args.token_file and args.subject):
+        ap.error("publish --mode raised needs --token-file and --subject")
+    return cmd_publish(args)
+
+
+def add_subscribe_args(s) -> None:
     s.add_argument("-n", type=int, default=1000)
     s.add_argument("--tokens-file")
     s.add_argument("--ready-file", required=True)
@@ -652,22 +729,6 @@ def main() -> int:
     s.add_argument("--commits-file", help="raised: 'seq realtime_ns' of each post's commit")
     s.add_argument("--concurrency", type=int, default=32, help="connections opened at once")
     s.add_argument("--connect-timeout", type=float, default=60.0)
-    p = sp.choices["publish"]
-    p.add_argument("--rate", type=float, default=100.0)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--out", required=True)
-    p.add_argument("--token-file")
-    p.add_argument("--subject")
-    p.add_argument("--size", type=int, default=600, help="redis: bytes per message payload")
-    p.add_argument("--conns", type=int, default=32, help="raised: keep-alive connections")
-    args = ap.parse_args()
-    if args.cmd == "subscribe":
-        if args.mode == "raised" and not args.tokens_file:
-            ap.error("subscribe --mode raised needs --tokens-file")
-        return cmd_subscribe(args)
-    if args.mode == "raised" and not (args.token_file and args.subject):
-        ap.error("publish --mode raised needs --token-file and --subject")
-    return cmd_publish(args)
 
 
 if __name__ == "__main__":
