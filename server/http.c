@@ -18,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -297,30 +298,68 @@ int http_reply_chunked(struct evhttp_request *req)
     return te != NULL && strcasecmp(te, "chunked") == 0; /* not for an HTTP/1.0 client */
 }
 
+/* Bytes for a detached reply, written at once when nothing is queued before them.
+ *
+ * bufferevent_openssl does not write when data is added: it arms the socket's write event,
+ * writes from its callback once the loop reports the socket writable, and disarms it when
+ * its buffer is empty. For a stream that is two epoll_ctl() calls and a loop turn for every
+ * write to every subscriber (17-19% of the server's CPU streaming to 1,000 subscribers).
+ * So when the bufferevent has nothing queued (nothing written before could come after
+ * this), SSL_write goes now; whatever it cannot write is queued and the bufferevent goes on
+ * from there as usual, and so does a failure, which it then reports.
+ *
+ * The retry rule: after SSL_write wants to write, OpenSSL holds the start of what it was
+ * given and must be called again with at least as many bytes from the same place. The queued
+ * rest starts with exactly those bytes, in one piece (an empty evbuffer takes an add as one
+ * chain), and the bufferevent passes up to 16 KiB of it (MAX_TO_WRITE_EVER) with
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, which it sets. So a call here never gets more than
+ * 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL holds then fits in the
+ * bufferevent's retry. */
+#define WRITE_NOW_MAX 16384
+
+static void write_detached(struct bufferevent *bev, const char *p, size_t n)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl != NULL && evbuffer_get_length(out) == 0 &&
+        (SSL_get_mode(ssl) & SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)) {
+        while (n > 0) {
+            ERR_clear_error();
+            int r = SSL_write(ssl, p, (int)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
+            if (r <= 0) {
+                ERR_clear_error(); /* the bufferevent meets it again and reports it */
+                metrics_count(COUNTER_SSE_BLOCKED);
+                break;
+            }
+            p += r;
+            n -= (size_t)r;
+        }
+    }
+    if (n > 0)
+        evbuffer_add(out, p, n);
+}
+
 /* evhttp_send_reply_chunk() puts the size line, the text and the CRLF in separate pieces of
  * the output buffer, and bufferevent_openssl calls SSL_write once per piece: two or three TLS
  * records and write() calls per event, which is most of what a stream with a thousand readers
- * costs. Here the whole chunk goes into one contiguous piece. */
+ * costs. Here the whole chunk is one piece, written at once when it can be. */
 void http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     if (bev == NULL || len == 0) /* an empty chunk would end the body */
         return;
-    char head[24];
+    char head[24], small[1024];
     int n = chunked ? snprintf(head, sizeof(head), "%zx\r\n", len) : 0;
     size_t total = (size_t)n + len + (chunked ? 2 : 0);
-    struct evbuffer *out = bufferevent_get_output(bev);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)total, &v, 1) < 1)
-        return;
-    char *p = v.iov_base;
+    char *p = total <= sizeof(small) ? small : xmalloc(total);
     memcpy(p, head, (size_t)n);
     memcpy(p + n, text, len);
     if (chunked)
         memcpy(p + n + len, "\r\n", 2);
-    v.iov_len = total;
-    evbuffer_commit_space(out, &v, 1);
+    write_detached(bev, p, total);
+    if (p != small)
+        free(p);
 }
 
 void http_end_detached(struct http_server *hs, struct evhttp_request *req, const char *last)

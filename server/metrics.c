@@ -38,6 +38,8 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_sequencer_failures_total", "Sequencer runs that failed (their rows stay queued)"},
     {"raise_stream_events_sent_total", "Events sent to stream subscribers, one per subscriber"},
     {"raise_stream_writes_total", "Writes to stream subscribers that carried those events"},
+    {"raise_stream_writes_blocked_total",
+     "Stream writes that found the subscriber's socket full (the rest waited in its buffer)"},
 };
 
 static const char *const *route_names;

@@ -27,8 +27,9 @@ enum metrics_counter {
     COUNTER_SEQUENCE_RUNS, /* sequencer runs, either lane (sequencer.h) */
     COUNTER_SEQUENCE_ROWS, /* events and audit rows they moved out of the queues */
     COUNTER_SEQUENCE_FAILED,
-    COUNTER_SSE_EVENTS, /* events sent to stream subscribers (one per subscriber) */
-    COUNTER_SSE_WRITES, /* writes that carried them (events / writes = the batching) */
+    COUNTER_SSE_EVENTS,  /* events sent to stream subscribers (one per subscriber) */
+    COUNTER_SSE_WRITES,  /* writes that carried them (events / writes = the batching) */
+    COUNTER_SSE_BLOCKED, /* writes that found the subscriber's socket full */
     COUNTER_COUNT
 };
 

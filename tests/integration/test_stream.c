@@ -276,6 +276,70 @@ START_TEST(a_fetched_batch_goes_out_in_one_write)
 }
 END_TEST
 
+/* Post an item "<what> <i>" with a detail on an open connection (headers h: the author's). */
+static void post_on(struct https_conn *c, const char *const *h, const char *subject,
+                    const char *what, int i, const char *detail)
+{
+    char body[10240], *cause = NULL;
+    snprintf(body, sizeof(body),
+             "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"%s %d\","
+             "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"low\","
+             "\"grading\":{\"source\":3,\"assessment\":\"D\",\"handling\":\"P\"},"
+             "\"detail\":\"%s\"}",
+             subject, what, i, detail);
+    struct https_response r = {0};
+    ck_assert_int_eq(
+        https_request(c, "POST", "/v1/intelligence", h, body, strlen(body), &r, &cause), 0);
+    ck_assert_int_eq(r.status, 201);
+    https_response_clear(&r);
+}
+
+/* A subscriber whose socket fills (it stops reading) and who then reads gets every event,
+ * whole and in order: the write that found the socket full is finished by the bufferevent
+ * from where SSL_write stopped, and what came after it waits its turn (http.c,
+ * write_detached). */
+START_TEST(a_stream_whose_socket_fills_gets_everything_after)
+{
+    char *subject = make_subject(team2());
+    struct sse *s = sse_open(&a, w.nurse, -1); /* does not read until the socket is full */
+    long blocked = metric(&a, "raise_stream_writes_blocked_total");
+    long dropped = metric(&a, "raise_stream_dropped_total");
+    char detail[9001];
+    memset(detail, 'y', 9000);
+    detail[9000] = '\0';
+    struct https_opts o = itest_opts(&a);
+    char *cause = NULL, auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.officer);
+    const char *h[] = {auth, "Content-Type: application/json", NULL};
+    struct https_conn *c = https_connect(&o, &cause);
+    ck_assert_ptr_nonnull(c);
+    int n = 0;
+    while (n < 2000 && metric(&a, "raise_stream_writes_blocked_total") == blocked) {
+        for (int k = 0; k < 10; k++, n++)
+            post_on(c, h, subject, "fill", n, detail);
+    }
+    https_close(c);
+    ck_assert_msg(metric(&a, "raise_stream_writes_blocked_total") > blocked,
+                  "the subscriber's socket never filled after %d posts", n);
+    struct sse_event ev;
+    long long prev = 0;
+    for (int i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "\"summary\":\"fill %d\"", i);
+        ck_assert_msg(sse_next(s, &ev, 5000), "event %d of %d never came", i, n);
+        ck_assert_int_gt(ev.id, prev);
+        ck_assert_msg(strstr(ev.data, want) != NULL && strstr(ev.data, detail) != NULL,
+                      "event %d of %d is not the item posted", i, n);
+        prev = ev.id;
+        free(ev.data);
+    }
+    ck_assert(!sse_next(s, &ev, 300));
+    ck_assert_int_eq(metric(&a, "raise_stream_dropped_total"), dropped);
+    sse_close(s);
+    free(subject);
+}
+END_TEST
+
 START_TEST(team_change_mid_stream)
 {
     char team[64];
@@ -335,10 +399,9 @@ START_TEST(slow_consumer_is_cut_off_and_can_resume)
 {
     char *subject = make_subject(team2());
     struct sse *slow = sse_open(&a, w.nurse, -1); /* never reads until the end */
-    char *big = malloc(9001), extra[9100];
+    char *big = malloc(9001);
     memset(big, 'x', 9000);
     big[9000] = '\0';
-    snprintf(extra, sizeof(extra), ",\"detail\":\"%s\"", big);
     struct https_opts o = itest_opts(&a);
     char *cause = NULL, auth[256];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.officer);
@@ -346,19 +409,8 @@ START_TEST(slow_consumer_is_cut_off_and_can_resume)
     struct https_conn *c = https_connect(&o, &cause);
     ck_assert_ptr_nonnull(c);
     int dropped = 0;
-    for (int i = 0; i < 800; i++) {
-        char body[10240];
-        snprintf(body, sizeof(body),
-                 "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"bulk %d\","
-                 "\"occurred_at\":\"2026-01-05T09:00:00Z\",\"risk_level\":\"low\","
-                 "\"grading\":{\"source\":3,\"assessment\":\"D\",\"handling\":\"P\"}%s}",
-                 subject, i, extra);
-        struct https_response r = {0};
-        ck_assert_int_eq(
-            https_request(c, "POST", "/v1/intelligence", h, body, strlen(body), &r, &cause), 0);
-        ck_assert_int_eq(r.status, 201);
-        https_response_clear(&r);
-    }
+    for (int i = 0; i < 800; i++)
+        post_on(c, h, subject, "bulk", i, big);
     for (int i = 0; i < 100 && !dropped; i++) { /* cut off once blocked for 5 s */
         struct https_response m = {0};
         itest_request(&a, "GET", "/metrics", NULL, NULL, &m);
@@ -826,6 +878,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, delivered_to_the_team_only_with_conditions);
     tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
     tcase_add_test(tc, a_fetched_batch_goes_out_in_one_write);
+    tcase_add_test(tc, a_stream_whose_socket_fills_gets_everything_after);
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
