@@ -311,10 +311,10 @@ int http_reply_chunked(struct evhttp_request *req)
  * The retry rule: after SSL_write wants to write, OpenSSL holds the start of what it was
  * given and must be called again with at least as many bytes from the same place. The queued
  * rest starts with exactly those bytes, in one piece (an empty evbuffer takes an add as one
- * chain), and the bufferevent passes up to 16 KiB of it (MAX_TO_WRITE_EVER) with
- * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, which it sets. So a call here never gets more than
- * 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL holds then fits in the
- * bufferevent's retry. */
+ * chain; evbuffer_pullup makes sure), and the bufferevent passes up to 16 KiB of it
+ * (MAX_TO_WRITE_EVER) with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, which it sets. So a call here
+ * never gets more than 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL
+ * holds then fits in the bufferevent's retry. */
 #define WRITE_NOW_MAX 16384
 
 static void write_detached(struct bufferevent *bev, const char *p, size_t n)
@@ -327,9 +327,13 @@ static void write_detached(struct bufferevent *bev, const char *p, size_t n)
             ERR_clear_error();
             int r = SSL_write(ssl, p, (int)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
             if (r <= 0) {
-                ERR_clear_error(); /* the bufferevent meets it again and reports it */
-                metrics_count(COUNTER_SSE_BLOCKED);
-                break;
+                if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE)
+                    metrics_count(COUNTER_SSE_BLOCKED);
+                ERR_clear_error(); /* a failure: the bufferevent meets it again and reports it */
+                evbuffer_add(out, p, n);
+                /* what OpenSSL holds must be the start of ONE piece for the retry */
+                evbuffer_pullup(out, (ev_ssize_t)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
+                return;
             }
             p += r;
             n -= (size_t)r;
