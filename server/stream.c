@@ -136,15 +136,22 @@ static size_t unsent(const struct stream_sub *s)
     return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
-/* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full: it is
- * then blocked until it drains, and cut off if it stays blocked (see unblock_or_cut). */
+/* Would the subscriber's unsent bytes pass LIMIT_SSE_BUFFER at total? Then it is blocked
+ * until it drains, and cut off if it stays blocked (see unblock_or_cut). */
+static int sub_full(struct stream_sub *s, size_t total)
+{
+    if (total <= LIMIT_SSE_BUFFER)
+        return 0;
+    if (s->blocked_since == 0)
+        s->blocked_since = util_now_ms();
+    return 1;
+}
+
+/* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full. */
 static int sub_write(struct stream_sub *s, const char *text, size_t len)
 {
-    if (unsent(s) + len > LIMIT_SSE_BUFFER) {
-        if (s->blocked_since == 0)
-            s->blocked_since = util_now_ms();
+    if (sub_full(s, unsent(s) + len))
         return -1;
-    }
     http_write_chunk(s->req, s->chunked, text, len);
     return 0;
 }
@@ -430,9 +437,8 @@ static void fan_out(struct stream_worker *sw, PGresult *res, struct batch_row *r
             size_t len = mine != NULL ? strlen(mine) : b->len;
             if (sw->out_len == 0)
                 base = unsent(s);
-            if (base + sw->out_len + len > LIMIT_SSE_BUFFER) {
-                free(mine);
-                s->blocked_since = util_now_ms(); /* the event comes again later */
+            if (sub_full(s, base + sw->out_len + len)) {
+                free(mine); /* the event comes again later */
                 break;
             }
             out_add(sw, text, len);

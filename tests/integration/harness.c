@@ -84,6 +84,35 @@ char *itest_sql_value(const char *sql)
     return out;
 }
 
+long itest_metric(const struct itest_server *s, const char *name)
+{
+    struct https_response m = {0};
+    itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *at = m.body != NULL ? strstr(m.body, key) : NULL;
+    ck_assert_msg(at != NULL, "%s is not in /metrics", name);
+    long v = atol(at + strlen(key));
+    https_response_clear(&m);
+    return v;
+}
+
+int itest_wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        struct https_response m = {0};
+        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+        int ok = m.body != NULL && strstr(m.body, line) != NULL;
+        https_response_clear(&m);
+        if (ok)
+            return 1;
+        itest_sleep_ms(100);
+    }
+    return 0;
+}
+
 int itest_file_contains(const char *path, const char *text)
 {
     FILE *f = fopen(path, "r");

@@ -53,6 +53,11 @@ char *itest_sql_value(const char *sql);
 int itest_file_contains(const char *path, const char *text);
 /* Milliseconds sleep. */
 void itest_sleep_ms(int ms);
+/* A counter or gauge from the server's /metrics (fails the test if it is not there). */
+long itest_metric(const struct itest_server *s, const char *name);
+/* Wait until the server reports this many open streams (raise_stream_subscribers); 1 if
+ * it did within timeout_ms. */
+int itest_wait_subscribers(const struct itest_server *s, int want, int timeout_ms);
 
 #endif
 

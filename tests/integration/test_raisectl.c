@@ -561,28 +561,11 @@ static void bg_free(struct bg *g)
     g->buf = NULL;
 }
 
-/* Wait until the server reports this many open streams. */
-static int wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
-{
-    char line[64];
-    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-        struct https_response m = {0};
-        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
-        int ok = m.body != NULL && strstr(m.body, line) != NULL;
-        https_response_clear(&m);
-        if (ok)
-            return 1;
-        itest_sleep_ms(100);
-    }
-    return 0;
-}
-
 /* Start `feed` as p and wait until the server has its stream open. */
 static void feed_start(struct bg *g, struct person *p, const struct itest_server *s)
 {
     bg_start(g, &p->h, NULL, "feed");
-    if (!wait_subscribers(s, 1, 10000)) {
+    if (!itest_wait_subscribers(s, 1, 10000)) {
         char *err = bg_stderr(g);
         bg_stop(g, SIGKILL, 2);
         ck_abort_msg("raisectl feed did not open a stream in 10 s (stdout: %.900s; stderr: %.900s)",
@@ -1077,7 +1060,7 @@ START_TEST(feed_since_json_and_sign_out)
                   "feed --since %.900s replayed event %.900s: [%.900s]", n1, n1, f.buf);
 
     /* the session ends (signed out elsewhere): the feed ends with exit status 1 */
-    ck_assert_msg(wait_subscribers(&b, 1, 5000), "no stream open on the second instance");
+    ck_assert_msg(itest_wait_subscribers(&b, 1, 5000), "no stream open on the second instance");
     json_object_put(api(w.nurse.token, "DELETE", "/v1/sessions/current", NULL, 204));
     int st = bg_wait_exit(&f, 15000);
     char *err = bg_stderr(&f);

@@ -218,37 +218,6 @@ START_TEST(resume_with_last_event_id_no_loss_no_duplicate)
 }
 END_TEST
 
-/* Wait until the server reports this many open streams (raise_stream_subscribers). */
-static int wait_subscribers(const struct itest_server *s, int want, int timeout_ms)
-{
-    char line[64];
-    snprintf(line, sizeof(line), "raise_stream_subscribers %d\n", want);
-    for (int waited = 0; waited < timeout_ms; waited += 100) {
-        struct https_response m = {0};
-        itest_request(s, "GET", "/metrics", NULL, NULL, &m);
-        int ok = strstr(m.body, line) != NULL;
-        https_response_clear(&m);
-        if (ok)
-            return 1;
-        itest_sleep_ms(100);
-    }
-    return 0;
-}
-
-/* A counter from the server's /metrics. */
-static long metric(const struct itest_server *s, const char *name)
-{
-    struct https_response m = {0};
-    itest_request(s, "GET", "/metrics", NULL, NULL, &m);
-    char key[96];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    const char *at = m.body != NULL ? strstr(m.body, key) : NULL;
-    ck_assert_msg(at != NULL, "%s is not in /metrics", name);
-    long v = atol(at + strlen(key));
-    https_response_clear(&m);
-    return v;
-}
-
 /* Everything one fetch finds for a subscriber goes out in one write (one chunk, one TLS
  * record), in order: here a resume that finds five events waiting. */
 START_TEST(a_fetched_batch_goes_out_in_one_write)
@@ -260,14 +229,14 @@ START_TEST(a_fetched_batch_goes_out_in_one_write)
     char *ids[5];
     for (int i = 0; i < 5; i++)
         ids[i] = post(&b, subject, "Batched", NULL);
-    ck_assert_msg(wait_subscribers(&a, 0, 5000), "another stream is open on a");
-    long events = metric(&a, "raise_stream_events_sent_total");
-    long writes = metric(&a, "raise_stream_writes_total");
+    ck_assert_msg(itest_wait_subscribers(&a, 0, 5000), "another stream is open on a");
+    long events = itest_metric(&a, "raise_stream_events_sent_total");
+    long writes = itest_metric(&a, "raise_stream_writes_total");
     s = sse_open(&a, w.nurse, last);
     expect_in_order(s, ids, 5, last);
     ck_assert(!sse_next(s, &ev, 300));
-    ck_assert_int_eq(metric(&a, "raise_stream_events_sent_total") - events, 5);
-    ck_assert_int_eq(metric(&a, "raise_stream_writes_total") - writes, 1);
+    ck_assert_int_eq(itest_metric(&a, "raise_stream_events_sent_total") - events, 5);
+    ck_assert_int_eq(itest_metric(&a, "raise_stream_writes_total") - writes, 1);
     sse_close(s);
     for (int i = 0; i < 5; i++)
         free(ids[i]);
@@ -302,8 +271,8 @@ START_TEST(a_stream_whose_socket_fills_gets_everything_after)
 {
     char *subject = make_subject(team2());
     struct sse *s = sse_open(&a, w.nurse, -1); /* does not read until the socket is full */
-    long blocked = metric(&a, "raise_stream_writes_blocked_total");
-    long dropped = metric(&a, "raise_stream_dropped_total");
+    long blocked = itest_metric(&a, "raise_stream_writes_blocked_total");
+    long dropped = itest_metric(&a, "raise_stream_dropped_total");
     char detail[9001];
     memset(detail, 'y', 9000);
     detail[9000] = '\0';
@@ -314,12 +283,12 @@ START_TEST(a_stream_whose_socket_fills_gets_everything_after)
     struct https_conn *c = https_connect(&o, &cause);
     ck_assert_ptr_nonnull(c);
     int n = 0;
-    while (n < 2000 && metric(&a, "raise_stream_writes_blocked_total") == blocked) {
+    while (n < 2000 && itest_metric(&a, "raise_stream_writes_blocked_total") == blocked) {
         for (int k = 0; k < 10; k++, n++)
             post_on(c, h, subject, "fill", n, detail);
     }
     https_close(c);
-    ck_assert_msg(metric(&a, "raise_stream_writes_blocked_total") > blocked,
+    ck_assert_msg(itest_metric(&a, "raise_stream_writes_blocked_total") > blocked,
                   "the subscriber's socket never filled after %d posts", n);
     struct sse_event ev;
     long long prev = 0;
@@ -334,7 +303,7 @@ START_TEST(a_stream_whose_socket_fills_gets_everything_after)
         free(ev.data);
     }
     ck_assert(!sse_next(s, &ev, 300));
-    ck_assert_int_eq(metric(&a, "raise_stream_dropped_total"), dropped);
+    ck_assert_int_eq(itest_metric(&a, "raise_stream_dropped_total"), dropped);
     sse_close(s);
     free(subject);
 }
@@ -458,14 +427,14 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     char *t2 = itest_login(&c, name, "long enough secret");
     char *subject = make_subject(team2());
     struct sse *s1 = sse_open(&c, t1, -1), *s2 = sse_open(&c, t2, -1);
-    ck_assert(wait_subscribers(&c, 2, 5000));
+    ck_assert(itest_wait_subscribers(&c, 2, 5000));
 
     /* signing out ends that session's stream on the server; nothing more reaches it */
     struct https_response r = {0};
     itest_call(&c, t1, "DELETE", "/v1/sessions/current", NULL, &r);
     ck_assert_int_eq(r.status, 204);
     https_response_clear(&r);
-    ck_assert_msg(wait_subscribers(&c, 1, 5000), "a signed-out session's stream stayed open");
+    ck_assert_msg(itest_wait_subscribers(&c, 1, 5000), "a signed-out session's stream stayed open");
     char *item = post(&c, subject, "After sign-out", NULL);
     struct sse_event ev;
     ck_assert_msg(sse_next(s2, &ev, 3000), "the other session's stream got nothing");
@@ -476,13 +445,14 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     /* a session unused for 8 hours has expired: its stream ends at the next heartbeat */
     char *t3 = itest_login(&c, name, "long enough secret"), aged[256];
     struct sse *s3 = sse_open(&c, t3, -1);
-    ck_assert(wait_subscribers(&c, 2, 5000));
+    ck_assert(itest_wait_subscribers(&c, 2, 5000));
     snprintf(aged, sizeof(aged),
              "UPDATE sessions SET last_seen = now() - interval '8 hours 1 minute' "
              "WHERE token_hash = sha256(convert_to('%s', 'UTF8'))",
              t3);
     itest_sql(aged);
-    ck_assert_msg(wait_subscribers(&c, 1, 5000), "an idle-expired session's stream stayed open");
+    ck_assert_msg(itest_wait_subscribers(&c, 1, 5000),
+                  "an idle-expired session's stream stayed open");
     ck_assert_msg(sse_wait_end(s3, 1000), "the idle-expired stream did not end cleanly");
     sse_close(s3);
     free(t3);
@@ -492,7 +462,7 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
     itest_call(&c, w.admin, "PATCH", path, "{\"active\":false}", &r);
     ck_assert_int_eq(r.status, 200);
     https_response_clear(&r);
-    ck_assert_msg(wait_subscribers(&c, 0, 5000), "a deactivated user's stream stayed open");
+    ck_assert_msg(itest_wait_subscribers(&c, 0, 5000), "a deactivated user's stream stayed open");
     sse_close(s1);
     sse_close(s2);
     free(item);
@@ -571,7 +541,7 @@ START_TEST(streams_ended_by_the_server_end_for_the_client)
     struct sse *s[N];
     for (int i = 0; i < N; i++)
         s[i] = sse_open(&c, token, -1);
-    ck_assert(wait_subscribers(&c, N, 5000));
+    ck_assert(itest_wait_subscribers(&c, N, 5000));
     itest_sleep_ms(1500); /* heartbeats under way */
     struct https_response r = {0};
     itest_call(&c, token, "DELETE", "/v1/sessions/current", NULL, &r);
@@ -589,7 +559,7 @@ START_TEST(streams_ended_by_the_server_end_for_the_client)
         https_response_clear(&r);
         sse_close(s[i]);
     }
-    ck_assert(wait_subscribers(&c, 0, 5000));
+    ck_assert(itest_wait_subscribers(&c, 0, 5000));
     free(uid);
     free(token);
     itest_server_stop(&c, SIGTERM, 15);

@@ -329,6 +329,33 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+/* The options, as fanout.py takes them (--concurrency is accepted and not needed here). */
+enum opt_kind { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_IGNORED };
+static const struct option_spec {
+    const char *name;
+    enum opt_kind kind;
+    void *to;
+} options[] = {
+    {"--mode", OPT_STR, &a.mode},
+    {"--host", OPT_STR, &a.host},
+    {"--port", OPT_INT, &a.port},
+    {"--cafile", OPT_STR, &a.cafile},
+    {"--channel", OPT_STR, &a.channel},
+    {"--done-file", OPT_STR, &a.done_file},
+    {"-n", OPT_INT, &a.n},
+    {"--tokens-file", OPT_STR, &a.tokens_file},
+    {"--ready-file", OPT_STR, &a.ready_file},
+    {"--posts-file", OPT_STR, &a.posts_file},
+    {"--result", OPT_STR, &a.result},
+    {"--drain", OPT_DOUBLE, &a.drain},
+    {"--hold", OPT_DOUBLE, &a.hold},
+    {"--max-posts", OPT_INT, &a.max_posts},
+    {"--commits-file", OPT_STR, &a.commits_file},
+    {"--connect-timeout", OPT_DOUBLE, &a.connect_timeout},
+    {"--fanout", OPT_STR, &a.fanout},
+    {"--concurrency", OPT_IGNORED, NULL},
+};
+
 static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -338,42 +365,17 @@ static void parse_args(int argc, char **argv)
         if (v == NULL)
             die("an option without its value");
         i++;
-        if (strcmp(k, "--mode") == 0)
-            a.mode = v;
-        else if (strcmp(k, "--host") == 0)
-            a.host = v;
-        else if (strcmp(k, "--port") == 0)
-            a.port = atoi(v);
-        else if (strcmp(k, "--cafile") == 0)
-            a.cafile = v;
-        else if (strcmp(k, "--channel") == 0)
-            a.channel = v;
-        else if (strcmp(k, "--done-file") == 0)
-            a.done_file = v;
-        else if (strcmp(k, "-n") == 0)
-            a.n = atoi(v);
-        else if (strcmp(k, "--tokens-file") == 0)
-            a.tokens_file = v;
-        else if (strcmp(k, "--ready-file") == 0)
-            a.ready_file = v;
-        else if (strcmp(k, "--posts-file") == 0)
-            a.posts_file = v;
-        else if (strcmp(k, "--result") == 0)
-            a.result = v;
-        else if (strcmp(k, "--drain") == 0)
-            a.drain = atof(v);
-        else if (strcmp(k, "--hold") == 0)
-            a.hold = atof(v);
-        else if (strcmp(k, "--max-posts") == 0)
-            a.max_posts = atoi(v);
-        else if (strcmp(k, "--commits-file") == 0)
-            a.commits_file = v;
-        else if (strcmp(k, "--connect-timeout") == 0)
-            a.connect_timeout = atof(v);
-        else if (strcmp(k, "--fanout") == 0)
-            a.fanout = v;
-        else if (strcmp(k, "--concurrency") != 0)
+        size_t o = 0, n = sizeof(options) / sizeof(options[0]);
+        while (o < n && strcmp(k, options[o].name) != 0)
+            o++;
+        if (o == n)
             die("unknown option");
+        if (options[o].kind == OPT_STR)
+            *(const char **)options[o].to = v;
+        else if (options[o].kind == OPT_INT)
+            *(int *)options[o].to = atoi(v);
+        else if (options[o].kind == OPT_DOUBLE)
+            *(double *)options[o].to = atof(v);
     }
     if (a.mode == NULL || a.port <= 0 || a.n < 1 || a.done_file == NULL || a.ready_file == NULL ||
         a.posts_file == NULL || a.result == NULL || a.fanout == NULL)
