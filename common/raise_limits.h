@@ -48,6 +48,7 @@
 #define LIMIT_SSE_STALL_MS       5000 /* blocked this long at LIMIT_SSE_BUFFER: cut off */
 #define LIMIT_SSE_AUDIT_FLUSH_MS 1000 /* deliveries are audited in aggregate this often */
 #define LIMIT_SSE_POLL_MS        250  /* safety poll when a notification is missed */
+#define LIMIT_SSE_SLICE          64   /* subscribers served per loop turn of a fan-out */
 
 /* Workers */
 #define LIMIT_WORKERS_MAX 64

@@ -40,6 +40,8 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
     {"raise_stream_writes_total", "Writes to stream subscribers that carried those events"},
     {"raise_stream_writes_blocked_total",
      "Stream writes that found the subscriber's socket full (the rest waited in its buffer)"},
+    {"raise_stream_batches_shared_total",
+     "Batches of new events fetched once, as they were announced, for every worker's streams"},
 };
 
 static const char *const *route_names;

@@ -392,6 +392,7 @@ int server_run(struct config *cfg)
                                   .notify_cb = stream_notify_all,
                                   .background = 1};
         srv.listener = db_pool_new(srv.base, &lo);
+        stream_shared_start(srv.listener);
         struct db_pool_opts ao = lo; /* the sequencer's audit lane: no LISTEN */
         ao.name = "raised-audit";
         ao.listen_channel = NULL;
@@ -406,6 +407,7 @@ int server_run(struct config *cfg)
             rc = 0;
         }
         sequencer_stop();
+        stream_shared_stop();
     }
     for (int i = 0; i < srv.nthreads; i++)
         pthread_join(srv.workers[i].thread, NULL);

@@ -27,6 +27,37 @@
 #include <string.h>
 #include <sys/queue.h>
 
+/* One event of a fetched batch: its SSE text is rendered once for every subscriber (not a
+ * meeting's: see render): the first time a subscriber may see it, or for a shared batch by
+ * the main thread before any worker reads it. */
+struct batch_row {
+    long long id;
+    int account; /* account.changed: never sent; holds its user's subscribers */
+    char *text;  /* owned; NULL until rendered */
+    size_t len;
+};
+
+/* A fetched batch of events. A worker's own fetch is its alone (from < 0); a shared one,
+ * fetched once by the main thread, is read by every worker at once and freed by the last. */
+struct batch {
+    _Atomic int refs;
+    PGresult *res;          /* owned: a copy of the fetch's result */
+    struct batch_row *rows; /* owned */
+    int n;
+    /* shared: the batch holds every event after from (to rows[n-1].id), and a subscriber
+     * whose cursor is behind from must not skip the events in between: it waits for its
+     * worker's own fetch. -1 (a worker's own): from its lowest cursor, for all of them. */
+    long long from;
+};
+
+/* At most this many queued batches go out in one pass over the subscribers (fan_out_next). */
+#define SSE_PASS_MAX 32
+
+struct batch_ref {
+    STAILQ_ENTRY(batch_ref) next;
+    struct batch *b;
+};
+
 struct stream_sub {
     TAILQ_ENTRY(stream_sub) entry;
     struct stream_worker *sw;        /* borrowed */
@@ -72,8 +103,21 @@ struct stream_worker {
     long long from;   /* the cursor of the fetch in flight */
     long long newest; /* newest_event when it was sent: committed, so it must see those */
     int scanning;     /* the fetch in flight is fetch_scan_sql */
-    char *out;        /* owned; one subscriber's share of a fetched batch (fan_out) */
+    char *out;        /* owned; one subscriber's share of a fetched batch (fan_out_one) */
     size_t out_len, out_cap;
+    /* The batch being fanned out, LIMIT_SSE_SLICE subscribers a loop turn (see
+     * fan_out_slice); NULL when none is. The worker sends no fetch of its own meanwhile. */
+    struct batch *cur[SSE_PASS_MAX]; /* references: every batch queued when it began */
+    int ncur;
+    int batch_held;                /* some subscriber was held at an account change */
+    int behind;                    /* some subscriber was behind a shared batch's start */
+    struct stream_sub *batch_next; /* the next subscriber to serve; NULL: all served */
+    struct event *slice;           /* owned; the next slice, one loop turn later */
+    /* Batches waiting for the one in progress: shared ones from the main thread and this
+     * worker's own fetches, in the order they came. */
+    pthread_mutex_t lock; /* guards queue and fetch_wanted */
+    STAILQ_HEAD(, batch_ref) queue;
+    int fetch_wanted; /* kicked to fetch for itself (not only to take a shared batch) */
 };
 
 /* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
@@ -82,16 +126,59 @@ static struct stream_worker *registry[LIMIT_WORKERS_MAX];
 /* The newest event id NOTIFYed (raise_events' payload), for the gap check in fetched(). */
 static _Atomic long long newest_event;
 
+/* Wake every worker to fetch for itself, from its lowest cursor. */
+static void kick_workers(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+        if (registry[i] != NULL) {
+            pthread_mutex_lock(&registry[i]->lock);
+            registry[i]->fetch_wanted = 1;
+            pthread_mutex_unlock(&registry[i]->lock);
+            event_active(registry[i]->kick, EV_READ, 0);
+        }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The shared fetch (main thread). New events are fetched once, on the LISTEN connection,
+ * the moment they are announced, and handed to every worker: workers do not each send a
+ * fetch of their own and wait for it after the batch before. shared_upto is the last event
+ * id handed out, -1 when unknown: then (at the first announcement, without subscribers,
+ * after a failure) the workers fetch for themselves and the next announcement starts
+ * again from there. */
+static struct db_pool *shared_pool; /* borrowed; NULL: no shared fetch */
+static long long shared_upto = -1;
+static struct db_query *shared_pending;
+
+static void shared_fetch(void);
+
+void stream_shared_start(struct db_pool *listener)
+{
+    shared_pool = listener;
+    shared_upto = -1;
+}
+
+void stream_shared_stop(void)
+{
+    if (shared_pending != NULL)
+        db_query_orphan(shared_pending);
+    shared_pending = NULL;
+    shared_pool = NULL;
+}
+
 void stream_notify_all(const char *payload, void *unused)
 {
     long long id = payload != NULL ? atoll(payload) : 0;
     if (id > atomic_load(&newest_event))
         atomic_store(&newest_event, id); /* one writer: the main thread */
-    pthread_mutex_lock(&registry_lock);
-    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
-        if (registry[i] != NULL)
-            event_active(registry[i]->kick, EV_READ, 0);
-    pthread_mutex_unlock(&registry_lock);
+    if (shared_pool == NULL || id <= 0 || metrics_gauge_get(GAUGE_SUBSCRIBERS) == 0 ||
+        shared_upto < 0) {
+        shared_upto = shared_pool != NULL && id > 0 ? id : -1;
+        kick_workers();
+        return;
+    }
+    if (id > shared_upto)
+        shared_fetch();
 }
 
 static void note_park(struct stream_worker *sw, struct stream_sub *s);
@@ -100,6 +187,8 @@ static void sub_free(struct stream_sub *s)
 {
     note_park(s->sw, s); /* its last deliveries go out with the worker's next flush */
     free(s->note_ids);
+    if (s->sw->batch_next == s) /* the fan-out in progress goes on with the next one */
+        s->sw->batch_next = TAILQ_NEXT(s, entry);
     TAILQ_REMOVE(&s->sw->subs, s, entry);
     s->sw->nsubs--;
     metrics_gauge_add(GAUGE_SUBSCRIBERS, -1);
@@ -232,6 +321,19 @@ static const char fetch_scan_sql[] = FETCH_SELECT "WHERE e.id > $1 ORDER BY e.id
 /* clang-format on */
 
 static void fetch_from(struct stream_worker *sw, int past_gap);
+
+/* fetch_sql's $1: the LIMIT_SSE_BATCH ids after from, "{from+1,from+2,...}". */
+#define IDS_LITERAL_SIZE (LIMIT_SSE_BATCH * 21 + 3)
+static const char *ids_literal(char buf[IDS_LITERAL_SIZE], long long from)
+{
+    size_t len = 0;
+    buf[len++] = '{';
+    for (int i = 1; i <= LIMIT_SSE_BATCH; i++)
+        len +=
+            (size_t)snprintf(buf + len, IDS_LITERAL_SIZE - len, i > 1 ? ",%lld" : "%lld", from + i);
+    snprintf(buf + len, IDS_LITERAL_SIZE - len, "}");
+    return buf;
+}
 static void fetch(struct stream_worker *sw);
 static void check_subs(struct stream_worker *sw, int held_only);
 
@@ -372,15 +474,6 @@ static void audit_flush(struct stream_worker *sw)
     sw->audit = json_object_new_object();
 }
 
-/* One event of a fetched batch: its SSE text is rendered once, the first time a subscriber
- * may see it, for every subscriber (not a meeting's: see render). */
-struct batch_row {
-    long long id;
-    int account; /* account.changed: never sent; holds its user's subscribers */
-    char *text;  /* owned; NULL until rendered */
-    size_t len;
-};
-
 /* Append to the worker's batch buffer (sw->out), growing it. */
 static void out_add(struct stream_worker *sw, const char *text, size_t len)
 {
@@ -392,67 +485,192 @@ static void out_add(struct stream_worker *sw, const char *text, size_t len)
     sw->out_len += len;
 }
 
-/* Each subscriber gets everything of the batch it may see in ONE write: one chunk, one TLS
+/* s's share of one batch, appended to sw->out; 0: nothing more for s in this pass (held at
+ * an account change, its buffer full, or behind the batch's start). */
+static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct batch *bt,
+                        size_t *base, long *sent)
+{
+    PGresult *res = bt->res;
+    if (bt->from >= 0 && s->cursor < bt->from) {
+        sw->behind = 1; /* it would skip what lies between: its worker's fetch brings it */
+        return 0;
+    }
+    for (int row = 0; row < bt->n; row++) {
+        struct batch_row *b = &bt->rows[row];
+        if (s->cursor >= b->id)
+            continue;
+        if (b->account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
+            /* nothing after this goes out under the rights it had before */
+            log_info("stream: subscriber %s: account changed (event %lld); re-reading",
+                     s->request_id, b->id);
+            s->held = HOLD_WAITING;
+            s->held_at = b->id;
+            sw->batch_held = 1;
+            return 0;
+        }
+        if (b->account || !visible(s, res, row)) {
+            s->cursor = b->id;
+            continue;
+        }
+        char *mine = NULL; /* a meeting, rendered for this subscriber */
+        if (is_meeting(res, row))
+            mine = render(res, row, s->user);
+        else if (b->text == NULL) { /* only in a batch of our own: shared ones come rendered */
+            b->text = render(res, row, NULL);
+            b->len = strlen(b->text);
+        }
+        const char *text = mine != NULL ? mine : b->text;
+        size_t len = mine != NULL ? strlen(mine) : b->len;
+        if (sw->out_len == 0)
+            *base = unsent(s);
+        if (sub_full(s, *base + sw->out_len + len)) {
+            free(mine); /* the event comes again later */
+            return 0;
+        }
+        out_add(sw, text, len);
+        free(mine);
+        s->cursor = b->id;
+        (*sent)++;
+        note_delivery(sw, s, res, row);
+    }
+    return 1;
+}
+
+/* Each subscriber gets everything of the pass it may see in ONE write: one chunk, one TLS
  * record (up to 16 KiB) and one write() for several events where there used to be one of
- * each per event. Under load the batches grow (the fetch takes everything committed
- * since the last), so the cost per event falls as the load rises instead of the subscribers
+ * each per event. Under load the passes grow (each takes everything that came during the
+ * one before), so the cost per event falls as the load rises instead of the subscribers
  * falling behind. Nothing is written past LIMIT_SSE_BUFFER unsent: a subscriber that would
  * pass it is blocked there, its cursor at the last event it got. */
-static void fan_out(struct stream_worker *sw, PGresult *res, struct batch_row *rows, int n,
-                    int *held)
+static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
 {
-    struct stream_sub *s;
-    TAILQ_FOREACH(s, &sw->subs, entry)
-    {
-        if (s->dead || s->blocked_since != 0 || s->held)
-            continue;
-        size_t base = 0; /* unsent(s), read at its first event */
-        long sent = 0;
-        sw->out_len = 0;
-        for (int row = 0; row < n; row++) {
-            struct batch_row *b = &rows[row];
-            if (s->cursor >= b->id)
-                continue;
-            if (b->account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
-                /* nothing after this goes out under the rights it had before */
-                log_info("stream: subscriber %s: account changed (event %lld); re-reading",
-                         s->request_id, b->id);
-                s->held = HOLD_WAITING;
-                s->held_at = b->id;
-                *held = 1;
-                break;
-            }
-            if (b->account || !visible(s, res, row)) {
-                s->cursor = b->id;
-                continue;
-            }
-            char *mine = NULL; /* a meeting, rendered for this subscriber */
-            if (is_meeting(res, row))
-                mine = render(res, row, s->user);
-            else if (b->text == NULL) {
-                b->text = render(res, row, NULL);
-                b->len = strlen(b->text);
-            }
-            const char *text = mine != NULL ? mine : b->text;
-            size_t len = mine != NULL ? strlen(mine) : b->len;
-            if (sw->out_len == 0)
-                base = unsent(s);
-            if (sub_full(s, base + sw->out_len + len)) {
-                free(mine); /* the event comes again later */
-                break;
-            }
-            out_add(sw, text, len);
-            free(mine);
-            s->cursor = b->id;
-            sent++;
-            note_delivery(sw, s, res, row);
-        }
-        if (sw->out_len > 0) {
-            http_write_chunk(s->req, s->chunked, sw->out, sw->out_len);
-            metrics_add(COUNTER_SSE_EVENTS, sent);
-            metrics_count(COUNTER_SSE_WRITES);
-        }
+    if (s->dead || s->blocked_since != 0 || s->held)
+        return;
+    size_t base = 0; /* unsent(s), read at its first event */
+    long sent = 0;
+    sw->out_len = 0;
+    for (int k = 0; k < sw->ncur && fan_out_rows(sw, s, sw->cur[k], &base, &sent); k++)
+        continue;
+    if (sw->out_len > 0) {
+        http_write_chunk(s->req, s->chunked, sw->out, sw->out_len);
+        metrics_add(COUNTER_SSE_EVENTS, sent);
+        metrics_count(COUNTER_SSE_WRITES);
     }
+}
+
+/* A batch from a fetch's result (copied: the db layer frees it when the callback returns,
+ * and the fan-out outlives that), with refs references. */
+static struct batch *batch_new(PGresult *res, int refs, long long from)
+{
+    int n = PQntuples(res);
+    struct batch *b = xcalloc(1, sizeof(*b));
+    b->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+    if (b->res == NULL) {
+        log_error("stream: out of memory copying %d events", n);
+        abort();
+    }
+    atomic_init(&b->refs, refs);
+    b->n = n;
+    b->from = from;
+    b->rows = xcalloc((size_t)n, sizeof(*b->rows));
+    for (int row = 0; row < n; row++) {
+        b->rows[row].id = atoll(PQgetvalue(res, row, 0));
+        b->rows[row].account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
+    }
+    return b;
+}
+
+static void batch_unref(struct batch *b)
+{
+    if (b == NULL || atomic_fetch_sub(&b->refs, 1) > 1)
+        return;
+    for (int row = 0; row < b->n; row++)
+        free(b->rows[row].text);
+    free(b->rows);
+    PQclear(b->res);
+    free(b);
+}
+
+/* Queue a batch for the worker (any thread); the worker's kick takes it. */
+static void batch_push(struct stream_worker *sw, struct batch *b)
+{
+    struct batch_ref *r = xmalloc(sizeof(*r));
+    r->b = b;
+    pthread_mutex_lock(&sw->lock);
+    STAILQ_INSERT_TAIL(&sw->queue, r, next);
+    pthread_mutex_unlock(&sw->lock);
+}
+
+static struct batch *batch_pop(struct stream_worker *sw)
+{
+    pthread_mutex_lock(&sw->lock);
+    struct batch_ref *r = STAILQ_FIRST(&sw->queue);
+    if (r != NULL)
+        STAILQ_REMOVE_HEAD(&sw->queue, next);
+    pthread_mutex_unlock(&sw->lock);
+    struct batch *b = r != NULL ? r->b : NULL;
+    free(r);
+    return b;
+}
+
+static void fan_out_slice(struct stream_worker *sw);
+
+/* If no pass is in progress, one over everything queued (up to SSE_PASS_MAX batches): the
+ * batches that came while the last pass went out, all in one write per subscriber. */
+static void fan_out_next(struct stream_worker *sw)
+{
+    if (sw->ncur > 0)
+        return;
+    while (sw->ncur < SSE_PASS_MAX && (sw->cur[sw->ncur] = batch_pop(sw)) != NULL)
+        sw->ncur++;
+    if (sw->ncur == 0)
+        return;
+    sw->batch_held = 0;
+    sw->batch_next = TAILQ_FIRST(&sw->subs);
+    fan_out_slice(sw);
+}
+
+/* A pass goes out LIMIT_SSE_SLICE subscribers at a time, the rest one loop turn later: at
+ * 1,000 subscribers a whole pass is 10-20 ms of writes, and in between the worker answers
+ * what came meanwhile (a post's reply, whose commit starts the sequencer, is the next batch)
+ * instead of making it wait for the last subscriber. Every subscriber is served once per
+ * pass, in list order, and passes one after the other, so each still gets its events in
+ * order and once. One that goes meanwhile is stepped over (sub_free); one that comes is
+ * served if the pass has not passed it yet, as if it had come before. At the end, the
+ * worker fetches for itself if a subscriber was behind a shared batch, or its own fetch was
+ * full, and starts the next pass with whatever was queued meanwhile. */
+static void fan_out_slice(struct stream_worker *sw)
+{
+    for (int k = 0; k < LIMIT_SSE_SLICE && sw->batch_next != NULL; k++) {
+        struct stream_sub *s = sw->batch_next;
+        sw->batch_next = TAILQ_NEXT(s, entry);
+        fan_out_one(sw, s);
+    }
+    if (sw->batch_next != NULL) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(sw->slice, &now); /* after the I/O that is ready by then */
+        return;
+    }
+    int more = 0, held = sw->batch_held;
+    for (int k = 0; k < sw->ncur; k++) {
+        more |= sw->cur[k]->from < 0 && sw->cur[k]->n == LIMIT_SSE_BATCH;
+        batch_unref(sw->cur[k]);
+    }
+    sw->ncur = 0;
+    reap(sw);
+    if (held)
+        check_subs(sw, 1);
+    if (more || sw->again || sw->behind) {
+        sw->again = sw->behind = 0;
+        fetch_from(sw, 0); /* every cursor is where this pass left it */
+    }
+    fan_out_next(sw);
+}
+
+static void slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    fan_out_slice(arg);
 }
 
 static void fetched(enum db_status st, PGresult *res, void *arg)
@@ -464,34 +682,87 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
                  st == DB_ERROR ? db_sqlstate(res) : "unavailable");
         return; /* the poll timer tries again */
     }
-    int n = PQntuples(res), held = 0;
+    int n = PQntuples(res);
     log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
     if (n > 0) {
-        struct batch_row *rows = xcalloc((size_t)n, sizeof(*rows));
-        for (int row = 0; row < n; row++) {
-            rows[row].id = atoll(PQgetvalue(res, row, 0));
-            rows[row].account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
-        }
-        fan_out(sw, res, rows, n, &held);
-        for (int row = 0; row < n; row++)
-            free(rows[row].text);
-        free(rows);
+        batch_push(sw, batch_new(res, 1, -1));
+        fan_out_next(sw);
+        return;
     }
     reap(sw);
-    if (held)
-        check_subs(sw, 1);
     /* events committed past the cursor, yet none came: a gap */
-    int gap = n == 0 && !sw->scanning && sw->from < sw->newest;
-    if (n == LIMIT_SSE_BATCH || sw->again || gap) {
+    int gap = !sw->scanning && sw->from < sw->newest;
+    if (sw->again || gap) {
         sw->again = 0;
         fetch_from(sw, gap);
+    }
+}
+
+/* Main thread: hand a shared batch to every worker. */
+static void shared_publish(PGresult *res)
+{
+    pthread_mutex_lock(&registry_lock);
+    int nworkers = 0;
+    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+        nworkers += registry[i] != NULL;
+    if (nworkers > 0) {
+        struct batch *b = batch_new(res, nworkers, shared_upto);
+        for (int row = 0; row < b->n; row++)
+            if (!b->rows[row].account && !is_meeting(res, row)) {
+                b->rows[row].text = render(res, row, NULL);
+                b->rows[row].len = strlen(b->rows[row].text);
+            }
+        for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+            if (registry[i] != NULL) {
+                batch_push(registry[i], b);
+                event_active(registry[i]->kick, EV_READ, 0);
+            }
+        metrics_count(COUNTER_SSE_SHARED);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void shared_fetched(enum db_status st, PGresult *res, void *arg)
+{
+    (void)arg;
+    shared_pending = NULL;
+    int n = st == DB_OK ? PQntuples(res) : 0;
+    /* numbering is one transaction at a time, so what is visible is every event up to
+     * some id: anything else, or a failure, and the workers fetch for themselves */
+    int whole = st == DB_OK && n > 0;
+    for (int row = 0; whole && row < n; row++)
+        whole = atoll(PQgetvalue(res, row, 0)) == shared_upto + 1 + row;
+    if (!whole) {
+        if (st != DB_OK)
+            log_warn("stream: the shared fetch failed (%s); workers fetch for themselves",
+                     st == DB_ERROR ? db_sqlstate(res) : "unavailable");
+        shared_upto = -1;
+        kick_workers();
+        return;
+    }
+    shared_publish(res);
+    shared_upto += n;
+    if (atomic_load(&newest_event) > shared_upto)
+        shared_fetch();
+}
+
+static void shared_fetch(void)
+{
+    if (shared_pending != NULL)
+        return; /* its callback fetches again if there is more */
+    char ids[IDS_LITERAL_SIZE];
+    const char *params[] = {ids_literal(ids, shared_upto)};
+    shared_pending = db_query(shared_pool, fetch_sql, 1, params, shared_fetched, NULL);
+    if (shared_pending == NULL) { /* the connection is down or busy: the old way */
+        shared_upto = -1;
+        kick_workers();
     }
 }
 
 /* One query for every subscriber, from the lowest cursor; past_gap: with fetch_scan_sql. */
 static void fetch_from(struct stream_worker *sw, int past_gap)
 {
-    if (sw->pending != NULL) {
+    if (sw->pending != NULL || sw->ncur > 0) {
         sw->again = 1;
         return;
     }
@@ -515,13 +786,8 @@ static void fetch_from(struct stream_worker *sw, int past_gap)
         sw->pending = db_query(sw->db, fetch_scan_sql, 2, params, fetched, sw);
         return;
     }
-    char ids[LIMIT_SSE_BATCH * 21 + 3];
-    size_t len = 0;
-    ids[len++] = '{';
-    for (int i = 1; i <= LIMIT_SSE_BATCH; i++)
-        len += (size_t)snprintf(ids + len, sizeof(ids) - len, i > 1 ? ",%lld" : "%lld", from + i);
-    snprintf(ids + len, sizeof(ids) - len, "}");
-    const char *params[] = {ids};
+    char ids[IDS_LITERAL_SIZE];
+    const char *params[] = {ids_literal(ids, from)};
     log_debug("stream: fetching after %lld", from);
     sw->pending = db_query(sw->db, fetch_sql, 1, params, fetched, sw);
 }
@@ -533,7 +799,14 @@ static void fetch(struct stream_worker *sw)
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
-    fetch(arg);
+    struct stream_worker *sw = arg;
+    pthread_mutex_lock(&sw->lock);
+    int fetch_wanted = sw->fetch_wanted;
+    sw->fetch_wanted = 0;
+    pthread_mutex_unlock(&sw->lock);
+    if (fetch_wanted)
+        fetch(sw);
+    fan_out_next(sw);
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -683,6 +956,9 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     sw->kick = event_new(base, -1, 0, kick_cb, sw);
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
     sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
+    sw->slice = evtimer_new(base, slice_cb, sw);
+    pthread_mutex_init(&sw->lock, NULL);
+    STAILQ_INIT(&sw->queue);
     struct timeval hb = {server_config()->stream_heartbeat, 0};
     struct timeval poll = {LIMIT_SSE_POLL_MS / 1000, (LIMIT_SSE_POLL_MS % 1000) * 1000};
     event_add(sw->heartbeat, &hb);
@@ -714,6 +990,13 @@ void stream_worker_free(struct stream_worker *sw)
     if (sw->checking != NULL)
         db_query_orphan(sw->checking);
     json_object_put(sw->audit);
+    for (int k = 0; k < sw->ncur; k++) /* out of the registry: nothing more is queued */
+        batch_unref(sw->cur[k]);
+    struct batch *b;
+    while ((b = batch_pop(sw)) != NULL)
+        batch_unref(b);
+    pthread_mutex_destroy(&sw->lock);
+    event_free(sw->slice);
     free(sw->out);
     event_free(sw->kick);
     event_free(sw->heartbeat);

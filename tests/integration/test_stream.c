@@ -2,6 +2,7 @@
  * loss and no duplicate, two instances, a team change mid-stream. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "raise_limits.h"
 #include "sse.h"
 
 #include <check.h>
@@ -241,6 +242,101 @@ START_TEST(a_fetched_batch_goes_out_in_one_write)
     for (int i = 0; i < 5; i++)
         free(ids[i]);
     free(first);
+    free(subject);
+}
+END_TEST
+
+enum { FLOW = 20 };
+
+struct flow {
+    const char *subject;
+    char *ids[FLOW];
+};
+
+/* FLOW posts one after the other, on both instances (a thread: the test reads meanwhile). */
+static void *flow_posts(void *p)
+{
+    struct flow *f = p;
+    for (int i = 0; i < FLOW; i++)
+        f->ids[i] = post(i % 2 ? &a : &b, f->subject, "Meanwhile", NULL);
+    return NULL;
+}
+
+/* New events are fetched once per process, as they are announced, and handed to every
+ * worker (stream.c, the shared fetch). A stream that resumes from further back while they
+ * flow must not take them before what it missed: it gets everything after its
+ * Last-Event-ID once, in order, however its catch-up and the shared batches interleave. */
+START_TEST(live_events_fetched_once_and_resumes_in_between)
+{
+    enum { ROUNDS = 3, AWAY = 3 };
+    char *subject = make_subject(team2());
+    struct sse *live = sse_open(&a, w.nurse, -1);
+    struct sse_event ev;
+    long shared = itest_metric(&a, "raise_stream_batches_shared_total");
+    long long last = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        char *away[AWAY];
+        long long from = -1;
+        for (int i = 0; i < AWAY; i++) { /* the live stream has them; the resumed one not */
+            away[i] = post(&b, subject, "Missed", NULL);
+            ck_assert(sse_next(live, &ev, 3000));
+            ck_assert(strstr(ev.data, away[i]) != NULL);
+            if (from < 0)
+                from = ev.id - 1;
+            last = ev.id;
+            free(ev.data);
+        }
+        struct flow f = {.subject = subject};
+        pthread_t t;
+        pthread_create(&t, NULL, flow_posts, &f);
+        struct sse *back = sse_open(&a, w.nurse, from);
+        pthread_join(t, NULL);
+        last = expect_in_order(live, f.ids, FLOW, last);
+        long long got = expect_in_order(back, away, AWAY, from);
+        expect_in_order(back, f.ids, FLOW, got);
+        ck_assert(!sse_next(back, &ev, 200));
+        sse_close(back);
+        for (int i = 0; i < AWAY; i++)
+            free(away[i]);
+        for (int i = 0; i < FLOW; i++)
+            free(f.ids[i]);
+    }
+    /* the first announcement may only set where the shared fetch starts; the rest go shared */
+    ck_assert_int_ge(itest_metric(&a, "raise_stream_batches_shared_total") - shared, FLOW);
+    sse_close(live);
+    free(subject);
+}
+END_TEST
+
+/* More streams than a worker serves in one loop turn (LIMIT_SSE_SLICE): every one still
+ * gets every event once and in order, also when streams close between two batches. */
+START_TEST(many_streams_are_served_in_slices)
+{
+    enum { N = 3 * LIMIT_SSE_SLICE, FIRST = 3, THEN = 2 };
+    char *subject = make_subject(team2()), *ids[FIRST + THEN];
+    struct sse *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = sse_open(&a, w.nurse, -1);
+    ck_assert(itest_wait_subscribers(&a, N, 5000));
+    for (int i = 0; i < FIRST; i++)
+        ids[i] = post(i % 2 ? &a : &b, subject, "To many", NULL);
+    long long last[N];
+    for (int i = 0; i < N; i++)
+        last[i] = expect_in_order(s[i], ids, FIRST, 0);
+    for (int i = 0; i < N; i += 2) {
+        sse_close(s[i]);
+        s[i] = NULL;
+    }
+    for (int i = FIRST; i < FIRST + THEN; i++)
+        ids[i] = post(&b, subject, "To fewer", NULL);
+    for (int i = 1; i < N; i += 2) {
+        struct sse_event ev;
+        expect_in_order(s[i], ids + FIRST, THEN, last[i]);
+        ck_assert(!sse_next(s[i], &ev, i == 1 ? 200 : 0));
+        sse_close(s[i]);
+    }
+    for (int i = 0; i < FIRST + THEN; i++)
+        free(ids[i]);
     free(subject);
 }
 END_TEST
@@ -848,6 +944,8 @@ Suite *stream_suite(void)
     tcase_add_test(tc, delivered_to_the_team_only_with_conditions);
     tcase_add_test(tc, resume_with_last_event_id_no_loss_no_duplicate);
     tcase_add_test(tc, a_fetched_batch_goes_out_in_one_write);
+    tcase_add_test(tc, live_events_fetched_once_and_resumes_in_between);
+    tcase_add_test(tc, many_streams_are_served_in_slices);
     tcase_add_test(tc, a_stream_whose_socket_fills_gets_everything_after);
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
