@@ -149,6 +149,17 @@ static void kick_workers(void)
 static struct db_pool *shared_pool; /* borrowed; NULL: no shared fetch */
 static long long shared_upto = -1;
 static struct db_query *shared_pending;
+static int shared_failing; /* the last shared fetch failed or was refused: logged once */
+
+/* The shared fetch could not run (why): the workers fetch for themselves. */
+static void shared_fallback(const char *why)
+{
+    if (!shared_failing)
+        log_warn("stream: the shared fetch %s; workers fetch for themselves until it works", why);
+    shared_failing = 1;
+    shared_upto = -1;
+    kick_workers();
+}
 
 static void shared_fetch(void);
 
@@ -733,13 +744,18 @@ static void shared_fetched(enum db_status st, PGresult *res, void *arg)
     for (int row = 0; whole && row < n; row++)
         whole = atoll(PQgetvalue(res, row, 0)) == shared_upto + 1 + row;
     if (!whole) {
-        if (st != DB_OK)
-            log_warn("stream: the shared fetch failed (%s); workers fetch for themselves",
+        char why[64];
+        if (st == DB_OK)
+            snprintf(why, sizeof(why), "found %d events, not every one announced", n);
+        else
+            snprintf(why, sizeof(why), "failed (%s)",
                      st == DB_ERROR ? db_sqlstate(res) : "unavailable");
-        shared_upto = -1;
-        kick_workers();
+        shared_fallback(why);
         return;
     }
+    if (shared_failing)
+        log_info("stream: the shared fetch works again");
+    shared_failing = 0;
     shared_publish(res);
     shared_upto += n;
     if (atomic_load(&newest_event) > shared_upto)
@@ -753,10 +769,8 @@ static void shared_fetch(void)
     char ids[IDS_LITERAL_SIZE];
     const char *params[] = {ids_literal(ids, shared_upto)};
     shared_pending = db_query(shared_pool, fetch_sql, 1, params, shared_fetched, NULL);
-    if (shared_pending == NULL) { /* the connection is down or busy: the old way */
-        shared_upto = -1;
-        kick_workers();
-    }
+    if (shared_pending == NULL) /* the connection is down, or its queue full */
+        shared_fallback("was refused (no connection, or its queue is full)");
 }
 
 /* One query for every subscriber, from the lowest cursor; past_gap: with fetch_scan_sql. */
