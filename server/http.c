@@ -353,7 +353,7 @@ void http_write_chunk(struct evhttp_request *req, int chunked, const char *text,
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     if (bev == NULL || len == 0) /* an empty chunk would end the body */
         return;
-    char head[24], small[1024];
+    char head[24], small[WRITE_NOW_MAX + 32]; /* a stream's usual write: no malloc */
     int n = chunked ? snprintf(head, sizeof(head), "%zx\r\n", len) : 0;
     size_t total = (size_t)n + len + (chunked ? 2 : 0);
     char *p = total <= sizeof(small) ? small : xmalloc(total);

@@ -261,24 +261,14 @@ static int sub_write(struct stream_sub *s, const char *text, size_t len)
 static void unblock_or_cut(struct stream_worker *sw)
 {
     uint64_t now = util_now_ms();
-    struct stream_sub *s;
-    TAILQ_FOREACH(s, &sw->subs, entry)
-    {
-        if (s->blocked_since == 0)
-            continue;
-        if (unsent(s) <= LIMIT_SSE_BUFFER / 2)
-            s->blocked_since = 0;
-        else if (now - s->blocked_since >= LIMIT_SSE_STALL_MS)
-            s->dead = 1;
-    }
-}
-
-static void reap(struct stream_worker *sw)
-{
     struct stream_sub *s, *next;
     for (s = TAILQ_FIRST(&sw->subs); s != NULL; s = next) {
         next = TAILQ_NEXT(s, entry);
-        if (s->dead) {
+        if (s->blocked_since == 0)
+            continue;
+        if (unsent(s) <= LIMIT_SSE_BUFFER / 2) {
+            s->blocked_since = 0;
+        } else if (now - s->blocked_since >= LIMIT_SSE_STALL_MS) {
             log_warn("stream: subscriber %s too slow, disconnected", s->request_id);
             metrics_count(COUNTER_SSE_DROPPED);
             sub_close(s, 0);
@@ -668,7 +658,6 @@ static void fan_out_slice(struct stream_worker *sw)
         batch_unref(sw->cur[k]);
     }
     sw->ncur = 0;
-    reap(sw);
     if (held)
         check_subs(sw, 1);
     if (more || sw->again || sw->behind) {
@@ -700,7 +689,6 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
         fan_out_next(sw);
         return;
     }
-    reap(sw);
     /* events committed past the cursor, yet none came: a gap */
     int gap = !sw->scanning && sw->from < sw->newest;
     if (sw->again || gap) {
@@ -829,7 +817,6 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     if (util_now_ms() - sw->audit_flushed_ms >= LIMIT_SSE_AUDIT_FLUSH_MS)
         audit_flush(sw);
     unblock_or_cut(sw);
-    reap(sw);
     check_subs(sw, 1); /* a check for held subscribers that could not be sent or failed */
     fetch(sw);
 }
