@@ -280,7 +280,7 @@ int itest_server_stop(struct itest_server *s, int sig, int timeout_s)
 
 struct https_opts itest_opts(const struct itest_server *s)
 {
-    static char ca[PATH_MAX + 16];
+    static _Thread_local char ca[PATH_MAX + 16]; /* tests post from several threads */
     snprintf(ca, sizeof(ca), "%s/ca.pem", itest.certs);
     struct https_opts o = {
         .host = "127.0.0.1", .port = s->port, .ca_file = ca, .timeout_ms = 15000};
