@@ -30,7 +30,7 @@ enum metrics_counter {
     COUNTER_SSE_EVENTS,  /* events sent to stream subscribers (one per subscriber) */
     COUNTER_SSE_WRITES,  /* writes that carried them (events / writes = the batching) */
     COUNTER_SSE_BLOCKED, /* writes that found the subscriber's socket full */
-    COUNTER_SSE_SHARED,  /* batches fetched once for every worker (stream.c) */
+    COUNTER_SSE_SHARED,  /* batches fetched once for every worker (stream_fanout.c) */
     COUNTER_COUNT
 };
 

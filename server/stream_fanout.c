@@ -1,0 +1,566 @@
+/* The live stream's fan-out: new events are fetched once per process as they are announced
+ * (the shared fetch, on the LISTEN connection) and handed to every worker; a worker fetches
+ * for itself for subscribers that are behind; it writes them out in passes over its
+ * subscribers, a slice of them a loop turn, one write per subscriber per pass. */
+#include "stream.h"
+#include "stream_internal.h"
+
+#include "actions.h"
+#include "intelligence.h"
+#include "log.h"
+#include "meetings.h"
+#include "metrics.h"
+#include "raise_limits.h"
+#include "resource.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct stream_worker *registry[LIMIT_WORKERS_MAX];
+/* The newest event id NOTIFYed (raise_events' payload), for the gap check in fetched(). */
+static _Atomic long long newest_event;
+
+/* Wake every worker to fetch for itself, from its lowest cursor. */
+static void kick_workers(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+        if (registry[i] != NULL) {
+            pthread_mutex_lock(&registry[i]->lock);
+            registry[i]->fetch_wanted = 1;
+            pthread_mutex_unlock(&registry[i]->lock);
+            event_active(registry[i]->kick, EV_READ, 0);
+        }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The shared fetch (main thread). New events are fetched once, on the LISTEN connection,
+ * the moment they are announced, and handed to every worker: workers do not each send a
+ * fetch of their own and wait for it after the batch before. shared_upto is the last event
+ * id handed out, -1 when unknown: then (at the first announcement, without subscribers,
+ * after a failure) the workers fetch for themselves and the next announcement starts
+ * again from there. */
+static struct db_pool *shared_pool; /* borrowed; NULL: no shared fetch */
+static long long shared_upto = -1;
+static struct db_query *shared_pending;
+static int shared_failing; /* the last shared fetch failed or was refused: logged once */
+
+/* The shared fetch could not run (why): the workers fetch for themselves. */
+static void shared_fallback(const char *why)
+{
+    if (!shared_failing)
+        log_warn("stream: the shared fetch %s; workers fetch for themselves until it works", why);
+    shared_failing = 1;
+    shared_upto = -1;
+    kick_workers();
+}
+
+static void shared_fetch(void);
+
+void stream_shared_start(struct db_pool *listener)
+{
+    shared_pool = listener;
+    shared_upto = -1;
+}
+
+void stream_shared_stop(void)
+{
+    if (shared_pending != NULL)
+        db_query_orphan(shared_pending);
+    shared_pending = NULL;
+    shared_pool = NULL;
+}
+
+void stream_notify_all(const char *payload, void *unused)
+{
+    long long id = payload != NULL ? atoll(payload) : 0;
+    if (id > atomic_load(&newest_event))
+        atomic_store(&newest_event, id); /* one writer: the main thread */
+    if (shared_pool == NULL || id <= 0 || metrics_gauge_get(GAUGE_SUBSCRIBERS) == 0 ||
+        shared_upto < 0) {
+        if (shared_pending != NULL) /* from the old start: its rows would not follow on */
+            db_query_orphan(shared_pending);
+        shared_pending = NULL;
+        shared_upto = shared_pool != NULL && id > 0 ? id : -1;
+        kick_workers();
+        return;
+    }
+    if (id > shared_upto)
+        shared_fetch();
+}
+
+/* ---- fetching and fan-out */
+
+/* Columns: 0 id, 1 type, 2 hub_id, 3 audience (the young person's team; for a meeting its
+ * invited agencies; for an action the team and the owner agency), 4 restricted_to, then the
+ * intelligence item (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team), then the
+ * meeting document (MEETING_DOC), the action (ACTION_JSON), the event's young person and its
+ * record (for account.changed, the user). */
+#define FIRST_INTEL   5
+#define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
+#define FIRST_MEETING (FIRST_SUBJECT + 11)
+#define COL_ACTION    (FIRST_MEETING + 1)
+#define COL_SUBJECT   (FIRST_MEETING + 2)
+#define COL_RECORD    (FIRST_MEETING + 3)
+/* clang-format off */
+#define FETCH_SELECT                                                                               \
+    "SELECT e.id, e.type, e.hub_id, "                                                              \
+    "  CASE WHEN e.type LIKE 'meeting.%' THEN array(SELECT agency_id FROM meeting_agencies ma "    \
+    "    WHERE ma.meeting_id = e.record_id ORDER BY agency_id) "                                   \
+    "  WHEN e.type LIKE 'action.%' THEN array(SELECT agency_id FROM subject_team t "               \
+    "    WHERE t.subject_id = e.subject_id UNION SELECT owner_agency_id FROM actions oa "          \
+    "    WHERE oa.id = e.record_id) "                                                              \
+    "  ELSE array(SELECT agency_id FROM subject_team t WHERE t.subject_id = e.subject_id "         \
+    "    ORDER BY agency_id) END AS team, "                                                        \
+    "  i.restricted_to, " INTEL_COLUMNS("i") ", " SUBJECT_COLUMNS("s") ", "                        \
+    "  array(SELECT agency_id FROM subject_team t WHERE t.subject_id = s.id "                      \
+    "    ORDER BY agency_id) AS team, "                                                            \
+    "  CASE WHEN e.type LIKE 'meeting.%' THEN (SELECT " MEETING_DOC("m") " FROM meetings m "       \
+    "    WHERE m.id = e.record_id) END AS meeting, "                                               \
+    "  CASE WHEN e.type LIKE 'action.%' THEN (SELECT " ACTION_JSON("a") " FROM actions a "         \
+    "    WHERE a.id = e.record_id) END AS action, "                                                \
+    "  e.subject_id, e.record_id "                                                                 \
+    "FROM events e "                                                                               \
+    "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "             \
+    "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
+/* The next LIMIT_SSE_BATCH ids after a cursor, named: event ids have no gaps (the sequencer
+ * numbers them head + 1, + 2, ...), so these are exactly the events after the cursor. Named,
+ * the statement keeps one generic plan; written "id > $1 ORDER BY id LIMIT n", PostgreSQL
+ * planned it afresh on every fetch (its generic estimate for "id > $1" is a third of the
+ * table), 1-2.5 ms of planning per fetch, per worker, on every event's way to the stream. */
+static const char fetch_sql[] = FETCH_SELECT "WHERE e.id = ANY($1::bigint[]) ORDER BY e.id";
+/* Were there a gap all the same (an event removed by hand), the named fetch would find
+ * nothing past it: then this one, which steps over any gap. */
+static const char fetch_scan_sql[] = FETCH_SELECT "WHERE e.id > $1 ORDER BY e.id LIMIT $2";
+/* clang-format on */
+
+static void fetch_from(struct stream_worker *sw, int past_gap);
+
+/* fetch_sql's $1: the LIMIT_SSE_BATCH ids after from, "{from+1,from+2,...}". */
+#define IDS_LITERAL_SIZE (LIMIT_SSE_BATCH * 21 + 3)
+static const char *ids_literal(char buf[IDS_LITERAL_SIZE], long long from)
+{
+    size_t len = 0;
+    buf[len++] = '{';
+    for (int i = 1; i <= LIMIT_SSE_BATCH; i++)
+        len +=
+            (size_t)snprintf(buf + len, IDS_LITERAL_SIZE - len, i > 1 ? ",%lld" : "%lld", from + i);
+    snprintf(buf + len, IDS_LITERAL_SIZE - len, "}");
+    return buf;
+}
+
+/* May this subscriber see the event in row? Same rule as GET (SUBJECT_VISIBLE,
+ * INTEL_VISIBLE, MEETING_VISIBLE): the hub's managers and the team (for a meeting, the
+ * invited agencies); restricted items only the listed. */
+static int visible(const struct stream_sub *s, PGresult *res, int row)
+{
+    const struct auth_user *u = s->user;
+    if (u->role == ROLE_ADMIN)
+        return 0;
+    const char *hub = PQgetvalue(res, row, 2), *team = PQgetvalue(res, row, 3);
+    int sees = (hub[0] && strstr(u->hub_ids, hub)) || strstr(team, u->agency_id);
+    if (sees && !PQgetisnull(res, row, 4))
+        sees = strstr(PQgetvalue(res, row, 4), u->agency_id) != NULL;
+    return sees;
+}
+
+static int is_meeting(PGresult *res, int row)
+{
+    return strncmp(PQgetvalue(res, row, 1), "meeting.", 8) == 0;
+}
+
+/* The event as GET renders it; a meeting's young people depend on the reader, so meeting
+ * events are rendered per subscriber (u), the others once for all. */
+static char *render(PGresult *res, int row, const struct auth_user *u)
+{
+    const char *type = PQgetvalue(res, row, 1);
+    json_object *o;
+    if (strncmp(type, "intelligence.", 13) == 0)
+        o = intelligence_render(res, row, FIRST_INTEL);
+    else if (is_meeting(res, row))
+        o = meeting_render(PQgetvalue(res, row, FIRST_MEETING), u);
+    else if (strncmp(type, "action.", 7) == 0)
+        o = json_tokener_parse(PQgetvalue(res, row, COL_ACTION));
+    else
+        o = res_row_json_range(res, row, FIRST_SUBJECT, FIRST_MEETING);
+    char *s = xasprintf(
+        "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(res, row, 0), type,
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+/* Append to the worker's batch buffer (sw->out), growing it. */
+static void out_add(struct stream_worker *sw, const char *text, size_t len)
+{
+    if (sw->out_len + len > sw->out_cap) {
+        sw->out_cap = (sw->out_len + len) * 2;
+        sw->out = xrealloc(sw->out, sw->out_cap);
+    }
+    memcpy(sw->out + sw->out_len, text, len);
+    sw->out_len += len;
+}
+
+/* s's share of one batch, appended to sw->out; 0: nothing more for s in this pass (held at
+ * an account change, its buffer full, or behind the batch's start). */
+static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct batch *bt,
+                        size_t *base, long *sent)
+{
+    PGresult *res = bt->res;
+    if (bt->from >= 0 && s->cursor < bt->from) {
+        sw->behind = 1; /* it would skip what lies between: its worker's fetch brings it */
+        return 0;
+    }
+    for (int row = 0; row < bt->n; row++) {
+        struct batch_row *b = &bt->rows[row];
+        if (s->cursor >= b->id)
+            continue;
+        if (b->account && strcmp(PQgetvalue(res, row, COL_RECORD), s->user->id) == 0) {
+            /* nothing after this goes out under the rights it had before */
+            log_info("stream: subscriber %s: account changed (event %lld); re-reading",
+                     s->request_id, b->id);
+            s->held = HOLD_WAITING;
+            s->held_at = b->id;
+            sw->batch_held = 1;
+            return 0;
+        }
+        if (b->account || !visible(s, res, row)) {
+            s->cursor = b->id;
+            continue;
+        }
+        char *mine = NULL; /* a meeting, rendered for this subscriber */
+        if (is_meeting(res, row))
+            mine = render(res, row, s->user);
+        else if (b->text == NULL) { /* only in a batch of our own: shared ones come rendered */
+            b->text = render(res, row, NULL);
+            b->len = strlen(b->text);
+        }
+        const char *text = mine != NULL ? mine : b->text;
+        size_t len = mine != NULL ? strlen(mine) : b->len;
+        if (sw->out_len == 0)
+            *base = stream_unsent(s);
+        if (stream_sub_full(s, *base + sw->out_len + len)) {
+            free(mine); /* the event comes again later */
+            return 0;
+        }
+        out_add(sw, text, len);
+        free(mine);
+        s->cursor = b->id;
+        (*sent)++;
+        stream_note_delivery(sw, s, PQgetvalue(res, row, 0), PQgetvalue(res, row, COL_SUBJECT),
+                             PQgetvalue(res, row, 2));
+    }
+    return 1;
+}
+
+/* Each subscriber gets everything of the pass it may see in ONE write: one chunk, one TLS
+ * record (up to 16 KiB) and one write() for several events where there used to be one of
+ * each per event. Under load the passes grow (each takes everything that came during the
+ * one before), so the cost per event falls as the load rises instead of the subscribers
+ * falling behind. Nothing is written past LIMIT_SSE_BUFFER unsent: a subscriber that would
+ * pass it is blocked there, its cursor at the last event it got. */
+static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
+{
+    if (s->dead || s->blocked_since != 0 || s->held)
+        return;
+    size_t base = 0; /* stream_unsent(s), read at its first event */
+    long sent = 0;
+    sw->out_len = 0;
+    for (int k = 0; k < sw->ncur && fan_out_rows(sw, s, sw->cur[k], &base, &sent); k++)
+        continue;
+    if (sw->out_len > 0) {
+        http_write_chunk(s->req, s->chunked, sw->out, sw->out_len);
+        metrics_add(COUNTER_SSE_EVENTS, sent);
+        metrics_count(COUNTER_SSE_WRITES);
+    }
+}
+
+/* A batch from a fetch's result (copied: the db layer frees it when the callback returns,
+ * and the fan-out outlives that), with refs references. */
+static struct batch *batch_new(PGresult *res, int refs, long long from)
+{
+    int n = PQntuples(res);
+    struct batch *b = xcalloc(1, sizeof(*b));
+    b->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+    if (b->res == NULL) {
+        log_error("stream: out of memory copying %d events", n);
+        abort();
+    }
+    atomic_init(&b->refs, refs);
+    b->n = n;
+    b->from = from;
+    b->rows = xcalloc((size_t)n, sizeof(*b->rows));
+    for (int row = 0; row < n; row++) {
+        b->rows[row].id = atoll(PQgetvalue(res, row, 0));
+        b->rows[row].account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
+    }
+    return b;
+}
+
+static void batch_unref(struct batch *b)
+{
+    if (b == NULL || atomic_fetch_sub(&b->refs, 1) > 1)
+        return;
+    for (int row = 0; row < b->n; row++)
+        free(b->rows[row].text);
+    free(b->rows);
+    PQclear(b->res);
+    free(b);
+}
+
+/* Queue a batch for the worker (any thread); the worker's kick takes it. */
+static void batch_push(struct stream_worker *sw, struct batch *b)
+{
+    struct batch_ref *r = xmalloc(sizeof(*r));
+    r->b = b;
+    pthread_mutex_lock(&sw->lock);
+    STAILQ_INSERT_TAIL(&sw->queue, r, next);
+    pthread_mutex_unlock(&sw->lock);
+}
+
+static struct batch *batch_pop(struct stream_worker *sw)
+{
+    pthread_mutex_lock(&sw->lock);
+    struct batch_ref *r = STAILQ_FIRST(&sw->queue);
+    if (r != NULL)
+        STAILQ_REMOVE_HEAD(&sw->queue, next);
+    pthread_mutex_unlock(&sw->lock);
+    struct batch *b = r != NULL ? r->b : NULL;
+    free(r);
+    return b;
+}
+
+static void fan_out_slice(struct stream_worker *sw);
+
+/* If no pass is in progress, one over everything queued (up to SSE_PASS_MAX batches): the
+ * batches that came while the last pass went out, all in one write per subscriber. */
+static void fan_out_next(struct stream_worker *sw)
+{
+    if (sw->ncur > 0)
+        return;
+    while (sw->ncur < SSE_PASS_MAX && (sw->cur[sw->ncur] = batch_pop(sw)) != NULL)
+        sw->ncur++;
+    if (sw->ncur == 0)
+        return;
+    sw->batch_held = 0;
+    sw->batch_next = TAILQ_FIRST(&sw->subs);
+    fan_out_slice(sw);
+}
+
+/* A pass goes out LIMIT_SSE_SLICE subscribers at a time, the rest one loop turn later: at
+ * 1,000 subscribers a whole pass is 10-20 ms of writes, and in between the worker answers
+ * what came meanwhile (a post's reply, whose commit starts the sequencer, is the next batch)
+ * instead of making it wait for the last subscriber. Every subscriber is served once per
+ * pass, in list order, and passes one after the other, so each still gets its events in
+ * order and once. One that goes meanwhile is stepped over (sub_free); one that comes is
+ * served if the pass has not passed it yet, as if it had come before. At the end, the
+ * worker fetches for itself if a subscriber was behind a shared batch, or its own fetch was
+ * full, and starts the next pass with whatever was queued meanwhile. */
+static void fan_out_slice(struct stream_worker *sw)
+{
+    for (int k = 0; k < LIMIT_SSE_SLICE && sw->batch_next != NULL; k++) {
+        struct stream_sub *s = sw->batch_next;
+        sw->batch_next = TAILQ_NEXT(s, entry);
+        fan_out_one(sw, s);
+    }
+    if (sw->batch_next != NULL) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(sw->slice, &now); /* after the I/O that is ready by then */
+        return;
+    }
+    int more = 0, held = sw->batch_held;
+    for (int k = 0; k < sw->ncur; k++) {
+        more |= sw->cur[k]->from < 0 && sw->cur[k]->n == LIMIT_SSE_BATCH;
+        batch_unref(sw->cur[k]);
+    }
+    sw->ncur = 0;
+    if (held)
+        stream_check_subs(sw, 1);
+    if (more || sw->again || sw->behind) {
+        sw->again = sw->behind = 0;
+        fetch_from(sw, 0); /* every cursor is where this pass left it */
+    }
+    fan_out_next(sw);
+}
+
+static void slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    fan_out_slice(arg);
+}
+
+static void fetched(enum db_status st, PGresult *res, void *arg)
+{
+    struct stream_worker *sw = arg;
+    sw->pending = NULL;
+    if (st != DB_OK) {
+        log_warn("stream: fetching events failed (%s); retrying on the next poll",
+                 st == DB_ERROR ? db_sqlstate(res) : "unavailable");
+        return; /* the poll timer tries again */
+    }
+    int n = PQntuples(res);
+    log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
+    if (n > 0) {
+        batch_push(sw, batch_new(res, 1, -1));
+        fan_out_next(sw);
+        return;
+    }
+    /* events committed past the cursor, yet none came: a gap */
+    int gap = !sw->scanning && sw->from < sw->newest;
+    if (sw->again || gap) {
+        sw->again = 0;
+        fetch_from(sw, gap);
+    }
+}
+
+/* Main thread: hand a shared batch to every worker. */
+static void shared_publish(PGresult *res)
+{
+    pthread_mutex_lock(&registry_lock);
+    int nworkers = 0;
+    for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+        nworkers += registry[i] != NULL;
+    if (nworkers > 0) {
+        struct batch *b = batch_new(res, nworkers, shared_upto);
+        for (int row = 0; row < b->n; row++)
+            if (!b->rows[row].account && !is_meeting(res, row)) {
+                b->rows[row].text = render(res, row, NULL);
+                b->rows[row].len = strlen(b->rows[row].text);
+            }
+        for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
+            if (registry[i] != NULL) {
+                batch_push(registry[i], b);
+                event_active(registry[i]->kick, EV_READ, 0);
+            }
+        metrics_count(COUNTER_SSE_SHARED);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void shared_fetched(enum db_status st, PGresult *res, void *arg)
+{
+    (void)arg;
+    shared_pending = NULL;
+    int n = st == DB_OK ? PQntuples(res) : 0;
+    /* numbering is one transaction at a time, so what is visible is every event up to
+     * some id: anything else, or a failure, and the workers fetch for themselves */
+    int whole = st == DB_OK && n > 0;
+    for (int row = 0; whole && row < n; row++)
+        whole = atoll(PQgetvalue(res, row, 0)) == shared_upto + 1 + row;
+    if (!whole) {
+        char why[64];
+        if (st == DB_OK)
+            snprintf(why, sizeof(why), "found %d events, not every one announced", n);
+        else
+            snprintf(why, sizeof(why), "failed (%s)",
+                     st == DB_ERROR ? db_sqlstate(res) : "unavailable");
+        shared_fallback(why);
+        return;
+    }
+    if (shared_failing)
+        log_info("stream: the shared fetch works again");
+    shared_failing = 0;
+    shared_publish(res);
+    shared_upto += n;
+    if (atomic_load(&newest_event) > shared_upto)
+        shared_fetch();
+}
+
+static void shared_fetch(void)
+{
+    if (shared_pending != NULL)
+        return; /* its callback fetches again if there is more */
+    char ids[IDS_LITERAL_SIZE];
+    const char *params[] = {ids_literal(ids, shared_upto)};
+    shared_pending = db_query(shared_pool, fetch_sql, 1, params, shared_fetched, NULL);
+    if (shared_pending == NULL) /* the connection is down, or its queue full */
+        shared_fallback("was refused (no connection, or its queue is full)");
+}
+
+/* One query for every subscriber, from the lowest cursor; past_gap: with fetch_scan_sql. */
+static void fetch_from(struct stream_worker *sw, int past_gap)
+{
+    if (sw->pending != NULL || sw->ncur > 0) {
+        sw->again = 1;
+        return;
+    }
+    long long from = -1;
+    struct stream_sub *s;
+    TAILQ_FOREACH(s, &sw->subs, entry)
+    if (s->blocked_since == 0 && !s->held && (from < 0 || s->cursor < from))
+        from = s->cursor;
+    if (from < 0)
+        return; /* nobody listening */
+    sw->from = from;
+    sw->newest = atomic_load(&newest_event);
+    sw->scanning = past_gap;
+    if (past_gap) {
+        char f[24], lim[16];
+        snprintf(f, sizeof(f), "%lld", from);
+        snprintf(lim, sizeof(lim), "%d", LIMIT_SSE_BATCH);
+        const char *params[] = {f, lim};
+        log_warn("stream: no event after %lld although %lld was announced; scanning past a gap",
+                 from, sw->newest);
+        sw->pending = db_query(sw->db, fetch_scan_sql, 2, params, fetched, sw);
+        return;
+    }
+    char ids[IDS_LITERAL_SIZE];
+    const char *params[] = {ids_literal(ids, from)};
+    log_debug("stream: fetching after %lld", from);
+    sw->pending = db_query(sw->db, fetch_sql, 1, params, fetched, sw);
+}
+
+void stream_fetch(struct stream_worker *sw)
+{
+    fetch_from(sw, 0);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream_worker *sw = arg;
+    pthread_mutex_lock(&sw->lock);
+    int fetch_wanted = sw->fetch_wanted;
+    sw->fetch_wanted = 0;
+    pthread_mutex_unlock(&sw->lock);
+    if (fetch_wanted)
+        stream_fetch(sw);
+    fan_out_next(sw);
+}
+
+void stream_fanout_start(struct stream_worker *sw)
+{
+    sw->kick = event_new(sw->base, -1, 0, kick_cb, sw);
+    sw->slice = evtimer_new(sw->base, slice_cb, sw);
+    pthread_mutex_init(&sw->lock, NULL);
+    STAILQ_INIT(&sw->queue);
+    pthread_mutex_lock(&registry_lock);
+    registry[sw->id] = sw;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void stream_fanout_leave(struct stream_worker *sw)
+{
+    pthread_mutex_lock(&registry_lock);
+    registry[sw->id] = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void stream_fanout_free(struct stream_worker *sw)
+{
+    if (sw->pending != NULL)
+        db_query_orphan(sw->pending);
+    for (int k = 0; k < sw->ncur; k++) /* out of the registry: nothing more is queued */
+        batch_unref(sw->cur[k]);
+    struct batch *b;
+    while ((b = batch_pop(sw)) != NULL)
+        batch_unref(b);
+    pthread_mutex_destroy(&sw->lock);
+    event_free(sw->slice);
+    event_free(sw->kick);
+    free(sw->out);
+}
