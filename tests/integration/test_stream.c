@@ -308,6 +308,38 @@ START_TEST(live_events_fetched_once_and_resumes_in_between)
 }
 END_TEST
 
+/* The LISTEN connection (which also runs the shared fetch and numbers events) is cut: what
+ * is posted meanwhile still reaches the open stream, in order, through the workers' own
+ * fetches after the reconnect; and the shared fetch takes over again after that. */
+START_TEST(streams_go_on_when_the_listen_connection_is_lost)
+{
+    char *subject = make_subject(team2()), *ids[5];
+    struct sse *s = sse_open(&a, w.nurse, -1);
+    long long last = 0;
+    ids[0] = post(&b, subject, "Before the cut", NULL);
+    last = expect_in_order(s, ids, 1, last);
+    ck_assert_int_eq(itest_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE application_name = 'raised-events' "
+                               "AND datname = current_database()"),
+                     0);
+    ids[1] = post(&b, subject, "While cut 1", NULL);
+    ids[2] = post(&a, subject, "While cut 2", NULL);
+    last = expect_in_order(s, ids + 1, 2, last);
+    /* after the reconnect, the first announcement sets where the shared fetch starts */
+    long shared = itest_metric(&a, "raise_stream_batches_shared_total");
+    ids[3] = post(&b, subject, "After 1", NULL);
+    ids[4] = post(&b, subject, "After 2", NULL);
+    expect_in_order(s, ids + 3, 2, last);
+    ck_assert_int_ge(itest_metric(&a, "raise_stream_batches_shared_total") - shared, 1);
+    struct sse_event ev;
+    ck_assert(!sse_next(s, &ev, 200));
+    sse_close(s);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
+    free(subject);
+}
+END_TEST
+
 /* More streams than a worker serves in one loop turn (LIMIT_SSE_SLICE): every one still
  * gets every event once and in order, also when streams close between two batches. */
 START_TEST(many_streams_are_served_in_slices)
@@ -946,6 +978,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, a_fetched_batch_goes_out_in_one_write);
     tcase_add_test(tc, live_events_fetched_once_and_resumes_in_between);
     tcase_add_test(tc, many_streams_are_served_in_slices);
+    tcase_add_test(tc, streams_go_on_when_the_listen_connection_is_lost);
     tcase_add_test(tc, a_stream_whose_socket_fills_gets_everything_after);
     tcase_add_test(tc, team_change_mid_stream);
     tcase_add_test(tc, bad_last_event_id_and_no_token);
