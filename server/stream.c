@@ -256,7 +256,7 @@ static void checked(enum db_status st, PGresult *res, void *arg)
         int row = check_row(s, res);
         if (row < 0) {
             log_info("stream: subscriber %s signed out or deactivated; ending", s->request_id);
-            s->dead = 2;
+            s->ending = 1;
             continue;
         }
         struct auth_user *u = s->user;
@@ -274,7 +274,7 @@ static void checked(enum db_status st, PGresult *res, void *arg)
     struct stream_sub *next;
     for (s = TAILQ_FIRST(&sw->subs); s != NULL; s = next) {
         next = TAILQ_NEXT(s, entry);
-        if (s->dead == 2)
+        if (s->ending)
             sub_close(s, 1);
     }
     if (st == DB_OK)
@@ -302,14 +302,14 @@ void stream_check_subs(struct stream_worker *sw, int held_only)
     size_t n = 0, nu = 1, ns = 1;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
-    n += !s->dead && (!held_only || s->held == HOLD_WAITING);
+    n += !held_only || s->held == HOLD_WAITING;
     if (n == 0)
         return; /* the usual case for the poll's call: nobody held */
     char *users = xmalloc(n * 37 + 3), *sessions = xmalloc(n * 37 + 3); /* 36 + ",", "{}", NUL */
     users[0] = sessions[0] = '{';
     TAILQ_FOREACH(s, &sw->subs, entry)
     {
-        if (s->dead || (held_only && s->held != HOLD_WAITING))
+        if (held_only && s->held != HOLD_WAITING)
             continue;
         s->in_check = 1;
         if (s->held)

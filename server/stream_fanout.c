@@ -266,7 +266,7 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
  * pass it is blocked there, its cursor at the last event it got. */
 static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
 {
-    if (s->dead || s->blocked_since != 0 || s->held)
+    if (s->blocked_since != 0 || s->held)
         return;
     size_t base = 0; /* stream_unsent(s), read at its first event */
     long sent = 0;

@@ -59,8 +59,8 @@ struct stream_sub {
     char addr[64], request_id[LIMIT_REQUEST_ID + 1];
     long long cursor;       /* the last event id this subscriber has been sent (or skipped) */
     uint64_t blocked_since; /* ms; 0 = writing. Blocked: its unsent buffer is full */
-    int dead;
-    int chunked; /* http_reply_chunked */
+    int ending;             /* checked() found it signed out: closed at the end of that walk */
+    int chunked;            /* http_reply_chunked */
     /* Stopped at an account.changed event of its user (held_at) until its rights are read
      * again: HOLD_WAITING for the check to be sent, HOLD_CHECKING while it runs. */
     int held;
