@@ -566,6 +566,84 @@ START_TEST(intelligence_pages_newest_first)
 }
 END_TEST
 
+/* The database holds the intelligence rules itself (sql/003, kept as domains and one
+ * function since sql/009): each row below breaks one rule and must be refused with a
+ * check_violation, each control row must be accepted, and an event of an unknown type is
+ * refused by event_queue. All in a transaction that is rolled back: nothing stays. */
+/* clang-format off */
+static const char rules_sql[] =
+    "BEGIN; CREATE TEMP TABLE outcome (refused int, accepted int, odd text); "
+    "DO $$ DECLARE base intelligence; c jsonb; refused int := 0; accepted int := 0; "
+    "  odd text := ''; ok boolean; BEGIN "
+    "  SELECT * INTO base FROM intelligence WHERE subject_id = '%s' LIMIT 1; "
+    "  base.category := 'other'; base.gravity := NULL; base.grading_scheme := NULL; "
+    "  base.grading_source := NULL; base.grading_assessment := NULL; base.handling := NULL; "
+    "  base.conditions := NULL; base.idempotency_key := NULL; base.retracted_at := NULL; "
+    "  base.retracted_by := NULL; base.retraction_reason := NULL; base.detail := NULL; "
+    "  FOREACH c IN ARRAY ARRAY["
+    /* each refused */
+    "    '{\"category\":\"burglary\"}', '{\"risk_level\":\"severe\"}', '{\"summary\":\"\"}', "
+    "    jsonb_build_object('summary', repeat('s', 501)), "
+    "    jsonb_build_object('detail', repeat('d', 10001)), '{\"gravity\":9}', "
+    "    '{\"gravity\":3,\"category\":\"other\"}', "
+    "    '{\"grading_scheme\":\"4x4\",\"grading_source\":\"1\",\"grading_assessment\":\"A\",\"handling\":\"P\"}', "
+    "    '{\"grading_scheme\":\"3x5x2\",\"grading_source\":\"4\",\"grading_assessment\":\"A\",\"handling\":\"P\"}', "
+    "    '{\"grading_scheme\":\"3x5x2\",\"grading_source\":\"1\",\"grading_assessment\":\"F\",\"handling\":\"P\"}', "
+    "    '{\"grading_scheme\":\"3x5x2\",\"grading_source\":\"1\",\"grading_assessment\":\"A\",\"handling\":\"X\"}', "
+    "    '{\"grading_scheme\":\"5x5x5\",\"grading_source\":\"A\",\"grading_assessment\":\"1\",\"handling\":\"P\"}', "
+    "    '{\"grading_scheme\":\"3x5x2\",\"grading_source\":\"1\",\"grading_assessment\":\"A\"}', "
+    "    '{\"grading_source\":\"1\"}', "
+    "    '{\"grading_scheme\":\"3x5x2\",\"grading_source\":\"1\",\"grading_assessment\":\"A\",\"handling\":\"C\"}', "
+    "    jsonb_build_object('conditions', repeat('c', 2001)), "
+    "    jsonb_build_object('retracted_at', now()), "
+    "    jsonb_build_object('retracted_at', now(), 'retracted_by', base.author_id, 'retraction_reason', ''), "
+    "    '{\"idempotency_key\":\"\"}', "
+    /* each accepted */
+    "    '{\"ok\":1}', '{\"ok\":1,\"gravity\":3,\"category\":\"arrest\"}', "
+    "    '{\"ok\":1,\"grading_scheme\":\"3x5x2\",\"grading_source\":\"3\",\"grading_assessment\":\"E\",\"handling\":\"C\",\"conditions\":\"x\"}', "
+    "    '{\"ok\":1,\"grading_scheme\":\"5x5x5\",\"grading_source\":\"E\",\"grading_assessment\":\"5\",\"handling\":\"5\"}', "
+    "    jsonb_build_object('ok', 1, 'retracted_at', now(), 'retracted_by', base.author_id, 'retraction_reason', 'r')"
+    "  ]::jsonb[] LOOP "
+    "    ok := c ? 'ok'; "
+    "    BEGIN "
+    "      INSERT INTO intelligence SELECT * FROM jsonb_populate_record(base, "
+    "        (c - 'ok') || jsonb_build_object('id', gen_random_uuid())); "
+    "      accepted := accepted + 1; "
+    "      IF NOT ok THEN odd := odd || ' accepted ' || c::text; END IF; "
+    "    EXCEPTION WHEN check_violation THEN "
+    "      refused := refused + 1; "
+    "      IF ok THEN odd := odd || ' refused ' || c::text; END IF; "
+    "    END; "
+    "  END LOOP; "
+    "  BEGIN "
+    "    INSERT INTO event_queue (type, record_id) VALUES ('intelligence.deleted', base.id); "
+    "    odd := odd || ' event type accepted'; "
+    "  EXCEPTION WHEN check_violation THEN NULL; "
+    "  END; "
+    "  INSERT INTO outcome VALUES (refused, accepted, odd); "
+    "END $$; "
+    "SELECT refused || ' ' || accepted || odd FROM outcome; ROLLBACK;\n";
+/* clang-format on */
+
+START_TEST(the_database_holds_the_intelligence_rules)
+{
+    char *subject = team_subject();
+    char *body = graded_body(subject, NULL); /* the row the broken ones are made from */
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    https_response_clear(&r);
+    free(body);
+    char sql[sizeof(rules_sql) + 64];
+    snprintf(sql, sizeof(sql), rules_sql, subject);
+    char *out = itest_sql_value(sql);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_str_eq(out, "19 5");
+    free(out);
+    free(subject);
+}
+END_TEST
+
 Suite *subjects_suite(void)
 {
     Suite *s = suite_create("subjects");
@@ -587,6 +665,7 @@ Suite *subjects_suite(void)
     tcase_add_test(ti, idempotency_key_makes_retries_safe);
     tcase_add_test(ti, retraction_keeps_the_item);
     tcase_add_test(ti, intelligence_pages_newest_first);
+    tcase_add_test(ti, the_database_holds_the_intelligence_rules);
     suite_add_tcase(s, ti);
     return s;
 }
