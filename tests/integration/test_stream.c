@@ -973,7 +973,7 @@ START_TEST(queues_mirror_their_tables)
 }
 END_TEST
 
-/* sql/010: the sequencer's moving statement takes no variable, so PostgreSQL plans it once
+/* sql/010: the sequencer's moving statements take no variable, so PostgreSQL plans each once
  * per connection. With a variable, its plan cache chose a fresh plan for every run once
  * the queue's statistics changed after its first five runs (here: five on an empty queue,
  * then a backlog and ANALYZE): 36 runs, 37 plans. Counted with pg_stat_statements, which
@@ -1002,6 +1002,14 @@ START_TEST(sequencer_plans_once)
     ck_assert_int_eq(sscanf(out, "%ld %ld", &calls, &plans), 2);
     ck_assert_msg(calls >= 36, "%ld calls", calls);
     ck_assert_msg(plans <= 12, "%ld plans for %ld calls", plans, calls);
+    free(out);
+    /* and the plan kept is one through the queues' keys, without JIT (sql/010) */
+    out = itest_sql_value("SELECT string_agg(proname || ' ' || array_to_string(proconfig, ','), "
+                          "'; ' ORDER BY proname) FROM pg_proc WHERE proname IN "
+                          "('raise_sequence_events', 'raise_sequence_audit')");
+    ck_assert_ptr_nonnull(out);
+    ck_assert_str_eq(out, "raise_sequence_audit search_path=public,enable_seqscan=off,jit=off; "
+                          "raise_sequence_events search_path=public,enable_seqscan=off,jit=off");
     free(out);
 }
 END_TEST
