@@ -206,15 +206,17 @@ static void out_add(struct stream_worker *sw, const char *text, size_t len)
     sw->out_len += len;
 }
 
-/* s's share of one batch, appended to sw->out; 0: nothing more for s in this pass (held at
- * an account change, its buffer full, or behind the batch's start). */
+/* s's share of one batch, appended to sw->out; 0: nothing more for s in this visit (held at
+ * an account change, or its buffer full). */
 static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct batch *bt,
                         size_t *base, long *sent)
 {
     PGresult *res = bt->res;
-    if (bt->from >= 0 && s->cursor < bt->from) {
-        sw->behind = 1; /* it would skip what lies between: its worker's fetch brings it */
-        return 0;
+    if (s->cursor < bt->from) {
+        /* it would skip what lies between: its worker's fetch brings it. A later batch
+         * whose start it is not behind still serves it (it holds every event after it). */
+        sw->behind = 1;
+        return 1;
     }
     for (int row = 0; row < bt->n; row++) {
         struct batch_row *b = &bt->rows[row];
@@ -282,7 +284,7 @@ static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
 
 /* A batch from a fetch's result (copied: the db layer frees it when the callback returns,
  * and the fan-out outlives that), with refs references. */
-static struct batch *batch_new(PGresult *res, int refs, long long from)
+static struct batch *batch_new(PGresult *res, int refs, long long from, int own)
 {
     int n = PQntuples(res);
     struct batch *b = xcalloc(1, sizeof(*b));
@@ -294,6 +296,7 @@ static struct batch *batch_new(PGresult *res, int refs, long long from)
     atomic_init(&b->refs, refs);
     b->n = n;
     b->from = from;
+    b->own = own;
     b->rows = xcalloc((size_t)n, sizeof(*b->rows));
     for (int row = 0; row < n; row++) {
         b->rows[row].id = atoll(PQgetvalue(res, row, 0));
@@ -337,55 +340,87 @@ static struct batch *batch_pop(struct stream_worker *sw)
 
 static void fan_out_slice(struct stream_worker *sw);
 
-/* If no pass is in progress, one over everything queued (up to SSE_PASS_MAX batches): the
- * batches that came while the last pass went out, all in one write per subscriber. */
+/* Take what is queued into the pass (up to SSE_PASS_MAX batches). A batch stays in the pass
+ * until every subscriber has been visited once after it joined. */
+static void fan_out_take(struct stream_worker *sw)
+{
+    long until = sw->ncur > 0 ? sw->cur_until[sw->ncur - 1] : 0;
+    if (until < sw->visits + sw->nsubs)
+        until = sw->visits + sw->nsubs;
+    while (sw->ncur < SSE_PASS_MAX && (sw->cur[sw->ncur] = batch_pop(sw)) != NULL)
+        sw->cur_until[sw->ncur++] = until;
+}
+
+/* Let go of the batches every subscriber has been offered (they joined in order, so they
+ * leave in order). */
+static void fan_out_release(struct stream_worker *sw)
+{
+    int k = 0;
+    while (k < sw->ncur && sw->cur_until[k] <= sw->visits) {
+        sw->more |= sw->cur[k]->own && sw->cur[k]->n == LIMIT_SSE_BATCH;
+        batch_unref(sw->cur[k]);
+        k++;
+    }
+    if (k == 0)
+        return;
+    sw->ncur -= k;
+    memmove(sw->cur, sw->cur + k, (size_t)sw->ncur * sizeof(sw->cur[0]));
+    memmove(sw->cur_until, sw->cur_until + k, (size_t)sw->ncur * sizeof(sw->cur_until[0]));
+}
+
+/* If no pass is in progress, start one with what is queued. */
 static void fan_out_next(struct stream_worker *sw)
 {
     if (sw->ncur > 0)
         return;
-    while (sw->ncur < SSE_PASS_MAX && (sw->cur[sw->ncur] = batch_pop(sw)) != NULL)
-        sw->ncur++;
-    if (sw->ncur == 0)
-        return;
-    sw->batch_held = 0;
-    sw->batch_next = TAILQ_FIRST(&sw->subs);
-    fan_out_slice(sw);
+    fan_out_take(sw);
+    if (sw->ncur > 0)
+        fan_out_slice(sw);
 }
 
-/* A pass goes out LIMIT_SSE_SLICE subscribers at a time, the rest one loop turn later: at
- * 1,000 subscribers a whole pass is 10-20 ms of writes, and in between the worker answers
- * what came meanwhile (a post's reply, whose commit starts the sequencer, is the next batch)
- * instead of making it wait for the last subscriber. Every subscriber is served once per
- * pass, in list order, and passes one after the other, so each still gets its events in
- * order and once. One that goes meanwhile is stepped over (sub_free); one that comes is
- * served if the pass has not passed it yet, as if it had come before. At the end, the
- * worker fetches for itself if a subscriber was behind a shared batch, or its own fetch was
- * full, and starts the next pass with whatever was queued meanwhile. */
+/* A pass goes round the subscribers LIMIT_SSE_SLICE at a time, the rest one loop turn later:
+ * at 1,000 subscribers a round is 10-30 ms of writes, and in between the worker answers what
+ * came meanwhile (a post's reply, whose commit starts the sequencer, is the next batch)
+ * instead of making it wait for the last subscriber. Each visit writes a subscriber, in one
+ * write, everything of the pass's batches after its cursor that it may see, in id order.
+ * Batches that come meanwhile join the pass in progress (fan_out_take): the subscribers the
+ * round has not reached yet get them in this round, the others in the next one, which goes
+ * on from where this one is. So a new event waits for at most one round of writes, not for
+ * the rest of the round in progress and then a whole one of its own. The pass ends one round
+ * after the last batch joined. Cursors only move forward and a batch serves a subscriber only
+ * if it is not behind the batch's start, so each event goes out once and in order, however
+ * the rounds and batches fall. One that goes meanwhile is stepped over (sub_free); one that
+ * comes is served when the round reaches it, or by its worker's fetch if it is behind. After
+ * each slice, the worker sends a check for subscribers held at an account change and a fetch
+ * of its own if a subscriber was behind or its own fetch was full; their answers join the
+ * pass too. */
 static void fan_out_slice(struct stream_worker *sw)
 {
-    for (int k = 0; k < LIMIT_SSE_SLICE && sw->batch_next != NULL; k++) {
-        struct stream_sub *s = sw->batch_next;
+    for (int k = 0; k < LIMIT_SSE_SLICE && sw->ncur > 0; k++) {
+        struct stream_sub *s = sw->batch_next != NULL ? sw->batch_next : TAILQ_FIRST(&sw->subs);
+        if (s == NULL) { /* nobody left: every batch has been offered to every subscriber */
+            sw->visits = sw->cur_until[sw->ncur - 1];
+            fan_out_release(sw);
+            break;
+        }
         sw->batch_next = TAILQ_NEXT(s, entry);
         fan_out_one(sw, s);
+        sw->visits++;
+        fan_out_release(sw);
     }
-    if (sw->batch_next != NULL) {
+    if (sw->batch_held) {
+        sw->batch_held = 0;
+        stream_check_subs(sw, 1);
+    }
+    if (sw->more || sw->again || sw->behind) {
+        sw->more = sw->again = sw->behind = 0;
+        fetch_from(sw, 0); /* cursors only move forward: from the lowest is always safe */
+    }
+    fan_out_take(sw);
+    if (sw->ncur > 0) {
         static const struct timeval now = {0, 0};
         evtimer_add(sw->slice, &now); /* after the I/O that is ready by then */
-        return;
     }
-    int more = 0, held = sw->batch_held;
-    for (int k = 0; k < sw->ncur; k++) {
-        more |= sw->cur[k]->from < 0 && sw->cur[k]->n == LIMIT_SSE_BATCH;
-        batch_unref(sw->cur[k]);
-    }
-    sw->ncur = 0;
-    if (held)
-        stream_check_subs(sw, 1);
-    if (more || sw->again || sw->behind) {
-        sw->again = sw->behind = 0;
-        fetch_from(sw, 0); /* every cursor is where this pass left it */
-    }
-    fan_out_next(sw);
 }
 
 static void slice_cb(evutil_socket_t fd, short what, void *arg)
@@ -406,7 +441,7 @@ static void fetched(enum db_status st, PGresult *res, void *arg)
     int n = PQntuples(res);
     log_debug("stream: fetched %d events for %d subscribers", n, sw->nsubs);
     if (n > 0) {
-        batch_push(sw, batch_new(res, 1, -1));
+        batch_push(sw, batch_new(res, 1, sw->from, 1));
         fan_out_next(sw);
         return;
     }
@@ -426,7 +461,7 @@ static void shared_publish(PGresult *res)
     for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
         nworkers += registry[i] != NULL;
     if (nworkers > 0) {
-        struct batch *b = batch_new(res, nworkers, shared_upto);
+        struct batch *b = batch_new(res, nworkers, shared_upto, 0);
         for (int row = 0; row < b->n; row++)
             if (!b->rows[row].account && !is_meeting(res, row)) {
                 b->rows[row].text = render(res, row, NULL);
@@ -485,7 +520,7 @@ static void shared_fetch(void)
 /* One query for every subscriber, from the lowest cursor; past_gap: with fetch_scan_sql. */
 static void fetch_from(struct stream_worker *sw, int past_gap)
 {
-    if (sw->pending != NULL || sw->ncur > 0) {
+    if (sw->pending != NULL) {
         sw->again = 1;
         return;
     }

@@ -28,17 +28,19 @@ struct batch_row {
     size_t len;
 };
 
-/* A fetched batch of events. A worker's own fetch is its alone (from < 0); a shared one,
- * fetched once by the main thread, is read by every worker at once and freed by the last. */
+/* A fetched batch of events. A worker's own fetch is its alone; a shared one, fetched once
+ * by the main thread, is read by every worker at once and freed by the last. */
 struct batch {
     _Atomic int refs;
     PGresult *res;          /* owned: a copy of the fetch's result */
     struct batch_row *rows; /* owned */
     int n;
-    /* shared: the batch holds every event after from (to rows[n-1].id), and a subscriber
-     * whose cursor is behind from must not skip the events in between: it waits for its
-     * worker's own fetch. -1 (a worker's own): from its lowest cursor, for all of them. */
+    /* The batch holds every event after from (to rows[n-1].id): the shared fetch's
+     * shared_upto, or a worker's own fetch's lowest cursor. A subscriber whose cursor is
+     * behind from must not skip the events in between: it waits for its worker's own fetch
+     * from its cursor (a subscriber paused or held when that cursor was chosen). */
     long long from;
+    int own; /* a worker's own fetch (its worker's alone), not the shared one */
 };
 
 /* At most this many queued batches go out in one pass over the subscribers (fan_out_next). */
@@ -96,13 +98,17 @@ struct stream_worker {
     int scanning;     /* the fetch in flight is fetch_scan_sql */
     char *out;        /* owned; one subscriber's share of a fetched batch (fan_out_one) */
     size_t out_len, out_cap;
-    /* The batch being fanned out, LIMIT_SSE_SLICE subscribers a loop turn (see
-     * fan_out_slice); NULL when none is. The worker sends no fetch of its own meanwhile. */
-    struct batch *cur[SSE_PASS_MAX]; /* references: every batch queued when it began */
+    /* The pass in progress, LIMIT_SSE_SLICE subscribers a loop turn (see fan_out_slice):
+     * the batches it serves, in the order they came, each until every subscriber has been
+     * visited once since it joined (cur_until, in visits). */
+    struct batch *cur[SSE_PASS_MAX]; /* references */
+    long cur_until[SSE_PASS_MAX];
     int ncur;
+    long visits;                   /* subscribers visited by passes so far */
+    int more;                      /* a batch of its own fetch was full: fetch again */
     int batch_held;                /* some subscriber was held at an account change */
-    int behind;                    /* some subscriber was behind a shared batch's start */
-    struct stream_sub *batch_next; /* the next subscriber to serve; NULL: all served */
+    int behind;                    /* some subscriber was behind a batch's start */
+    struct stream_sub *batch_next; /* the next subscriber to visit; NULL: the first */
     struct event *slice;           /* owned; the next slice, one loop turn later */
     /* Batches waiting for the one in progress: shared ones from the main thread and this
      * worker's own fetches, in the order they came. */
