@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_ROUTES 96
@@ -14,6 +15,11 @@ static const int statuses[] = {200, 201, 204, 206, 304, 400, 401, 403, 404,
 static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                  0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+/* finer where a live stream's events are: milliseconds to tens of them */
+static const double age_buckets[] = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+                                     0.05,  0.075, 0.1,   0.25,  0.5,    1,    2.5,   5,    10};
+#define NAGE (sizeof(age_buckets) / sizeof(age_buckets[0]))
+static const char *const age_stages[STREAM_AGE_STAGES] = {"fetched", "sent"};
 
 static const char *const gauge_names[GAUGE_COUNT][2] = {
     {"raise_open_connections", "Open client connections"},
@@ -49,6 +55,8 @@ static size_t nroutes;
 static _Atomic long requests[MAX_ROUTES + 1][NSTATUS + 1];
 static _Atomic long hist[NBUCKETS + 1];
 static _Atomic long hist_sum_us;
+static _Atomic long age[STREAM_AGE_STAGES][NAGE + 1];
+static _Atomic long age_sum_us[STREAM_AGE_STAGES];
 static _Atomic long gauges[GAUGE_COUNT];
 static _Atomic long counters[COUNTER_COUNT];
 
@@ -78,19 +86,34 @@ void metrics_add(enum metrics_counter c, long n)
     atomic_fetch_add_explicit(&counters[c], n, memory_order_relaxed);
 }
 
+/* Count seconds in its bucket of le[n] (counts[n]: above the last) and in the sum. */
+static void observe(const double *le, size_t n, _Atomic long *counts, _Atomic long *sum_us,
+                    double seconds)
+{
+    if (!(seconds > 0)) /* a clock a little behind the database's, or NaN */
+        seconds = 0;
+    size_t b = n;
+    for (size_t i = 0; i < n && b == n; i++)
+        if (seconds <= le[i])
+            b = i;
+    atomic_fetch_add_explicit(&counts[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(sum_us, (long)(seconds * 1e6), memory_order_relaxed);
+}
+
 void metrics_request(int route, int status, double seconds)
 {
     size_t r = route < 0 || (size_t)route >= nroutes ? MAX_ROUTES : (size_t)route;
-    size_t s = OTHER_STATUS, b = NBUCKETS;
+    size_t s = OTHER_STATUS;
     for (size_t i = 0; i < NSTATUS; i++)
         if (statuses[i] == status)
             s = i;
-    for (size_t i = 0; i < NBUCKETS && b == NBUCKETS; i++)
-        if (seconds <= buckets[i])
-            b = i;
     atomic_fetch_add_explicit(&requests[r][s], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&hist[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&hist_sum_us, (long)(seconds * 1e6), memory_order_relaxed);
+    observe(buckets, NBUCKETS, hist, &hist_sum_us, seconds);
+}
+
+void metrics_stream_age(enum metrics_stream_stage stage, double seconds)
+{
+    observe(age_buckets, NAGE, age[stage], &age_sum_us[stage], seconds);
 }
 
 static void render_requests(struct evbuffer *out)
@@ -118,29 +141,49 @@ static void render_requests(struct evbuffer *out)
     }
 }
 
-static void render_histogram(struct evbuffer *out)
+/* One histogram series: name's buckets, sum and count, with label ("stage=\"x\"", or ""). */
+static void render_histogram(struct evbuffer *out, const char *name, const char *label,
+                             const double *le, size_t n, _Atomic long *counts, _Atomic long *sum_us)
 {
     long cum = 0;
+    const char *sep = label[0] ? "," : "";
+    for (size_t i = 0; i <= n; i++) {
+        cum += atomic_load_explicit(&counts[i], memory_order_relaxed);
+        if (i < n)
+            evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%g\"} %ld\n", name, label, sep, le[i],
+                                cum);
+        else
+            evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %ld\n", name, label, sep, cum);
+    }
+    const char *open = label[0] ? "{" : "", *close = label[0] ? "}" : "";
+    evbuffer_add_printf(out, "%s_sum%s%s%s %.6f\n", name, open, label, close,
+                        (double)atomic_load(sum_us) / 1e6);
+    evbuffer_add_printf(out, "%s_count%s%s%s %ld\n", name, open, label, close, cum);
+}
+
+static void render_histograms(struct evbuffer *out)
+{
     evbuffer_add_printf(out, "# HELP raise_http_request_duration_seconds Time from request to "
                              "reply\n# TYPE raise_http_request_duration_seconds histogram\n");
-    for (size_t i = 0; i <= NBUCKETS; i++) {
-        cum += atomic_load_explicit(&hist[i], memory_order_relaxed);
-        if (i < NBUCKETS)
-            evbuffer_add_printf(out, "raise_http_request_duration_seconds_bucket{le=\"%g\"} %ld\n",
-                                buckets[i], cum);
-        else
-            evbuffer_add_printf(
-                out, "raise_http_request_duration_seconds_bucket{le=\"+Inf\"} %ld\n", cum);
+    render_histogram(out, "raise_http_request_duration_seconds", "", buckets, NBUCKETS, hist,
+                     &hist_sum_us);
+    evbuffer_add_printf(out,
+                        "# HELP raise_stream_event_age_seconds Age of a new event (from its "
+                        "transaction, on the database's clock) when the shared fetch had it "
+                        "(fetched) and when a worker had offered it to all its streams (sent)\n"
+                        "# TYPE raise_stream_event_age_seconds histogram\n");
+    for (int st = 0; st < STREAM_AGE_STAGES; st++) {
+        char label[32];
+        snprintf(label, sizeof(label), "stage=\"%s\"", age_stages[st]);
+        render_histogram(out, "raise_stream_event_age_seconds", label, age_buckets, NAGE, age[st],
+                         &age_sum_us[st]);
     }
-    evbuffer_add_printf(out, "raise_http_request_duration_seconds_sum %.6f\n",
-                        (double)atomic_load(&hist_sum_us) / 1e6);
-    evbuffer_add_printf(out, "raise_http_request_duration_seconds_count %ld\n", cum);
 }
 
 void metrics_render(struct evbuffer *out)
 {
     render_requests(out);
-    render_histogram(out);
+    render_histograms(out);
     for (int g = 0; g < GAUGE_COUNT; g++) {
         if (gauge_names[g][1] != NULL) {
             char base[64];

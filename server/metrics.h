@@ -34,6 +34,12 @@ enum metrics_counter {
     COUNTER_COUNT
 };
 
+/* How old a new event is on its way through the live stream, from its transaction's last
+ * statement (the event row's time, on the database's clock) to: the shared fetch has it;
+ * a worker's round has offered it to every one of that worker's subscribers (one
+ * observation per worker with subscribers). raise_stream_event_age_seconds{stage=...}. */
+enum metrics_stream_stage { STREAM_AGE_FETCHED, STREAM_AGE_SENT, STREAM_AGE_STAGES };
+
 /* Routes are identified by their index in the route table; ntable + 1 = "unmatched". */
 void metrics_init(const char *const *route_names, size_t nroutes);
 void metrics_gauge_add(enum metrics_gauge g, long delta);
@@ -42,6 +48,7 @@ void metrics_count(enum metrics_counter c);
 void metrics_add(enum metrics_counter c, long n);
 /* route: index into the table, or -1 for unmatched. */
 void metrics_request(int route, int status, double seconds);
+void metrics_stream_age(enum metrics_stream_stage stage, double seconds);
 void metrics_render(struct evbuffer *out);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Workers to wake, guarded: the LISTEN connection lives on the main thread. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -99,14 +100,16 @@ void stream_notify_all(const char *payload, void *unused)
 /* Columns: 0 id, 1 type, 2 hub_id, 3 audience (the young person's team; for a meeting its
  * invited agencies; for an action the team and the owner agency), 4 restricted_to, then the
  * intelligence item (INTEL_COLUMNS), then the young person (SUBJECT_COLUMNS + team), then the
- * meeting document (MEETING_DOC), the action (ACTION_JSON), the event's young person and its
- * record (for account.changed, the user). */
+ * meeting document (MEETING_DOC), the action (ACTION_JSON), the event's young person, its
+ * record (for account.changed, the user) and its time (seconds since 1970, for
+ * metrics_stream_age). */
 #define FIRST_INTEL   5
 #define FIRST_SUBJECT (FIRST_INTEL + INTEL_NCOLS)
 #define FIRST_MEETING (FIRST_SUBJECT + 11)
 #define COL_ACTION    (FIRST_MEETING + 1)
 #define COL_SUBJECT   (FIRST_MEETING + 2)
 #define COL_RECORD    (FIRST_MEETING + 3)
+#define COL_AT        (FIRST_MEETING + 4)
 /* clang-format off */
 #define FETCH_SELECT                                                                               \
     "SELECT e.id, e.type, e.hub_id, "                                                              \
@@ -124,7 +127,7 @@ void stream_notify_all(const char *payload, void *unused)
     "    WHERE m.id = e.record_id) END AS meeting, "                                               \
     "  CASE WHEN e.type LIKE 'action.%' THEN (SELECT " ACTION_JSON("a") " FROM actions a "         \
     "    WHERE a.id = e.record_id) END AS action, "                                                \
-    "  e.subject_id, e.record_id "                                                                 \
+    "  e.subject_id, e.record_id, extract(epoch FROM e.at)::float8 "                               \
     "FROM events e "                                                                               \
     "LEFT JOIN intelligence i ON i.id = e.record_id AND e.type LIKE 'intelligence.%' "             \
     "LEFT JOIN subjects s ON s.id = e.subject_id AND e.type = 'subject.updated' "
@@ -301,6 +304,7 @@ static struct batch *batch_new(PGresult *res, int refs, long long from, int own)
     for (int row = 0; row < n; row++) {
         b->rows[row].id = atoll(PQgetvalue(res, row, 0));
         b->rows[row].account = strcmp(PQgetvalue(res, row, 1), "account.changed") == 0;
+        b->rows[row].at = atof(PQgetvalue(res, row, COL_AT));
     }
     return b;
 }
@@ -340,6 +344,16 @@ static struct batch *batch_pop(struct stream_worker *sw)
 
 static void fan_out_slice(struct stream_worker *sw);
 
+/* How old the events of a shared batch are now (metrics_stream_age). */
+static void batch_age(const struct batch *b, enum metrics_stream_stage stage)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    for (int row = 0; row < b->n; row++)
+        metrics_stream_age(stage, now - b->rows[row].at);
+}
+
 /* Take what is queued into the pass (up to SSE_PASS_MAX batches). A batch stays in the pass
  * until every subscriber has been visited once after it joined. */
 static void fan_out_take(struct stream_worker *sw)
@@ -358,6 +372,8 @@ static void fan_out_release(struct stream_worker *sw)
     int k = 0;
     while (k < sw->ncur && sw->cur_until[k] <= sw->visits) {
         sw->more |= sw->cur[k]->own && sw->cur[k]->n == LIMIT_SSE_BATCH;
+        if (!sw->cur[k]->own && sw->nsubs > 0)
+            batch_age(sw->cur[k], STREAM_AGE_SENT);
         batch_unref(sw->cur[k]);
         k++;
     }
@@ -462,6 +478,7 @@ static void shared_publish(PGresult *res)
         nworkers += registry[i] != NULL;
     if (nworkers > 0) {
         struct batch *b = batch_new(res, nworkers, shared_upto, 0);
+        batch_age(b, STREAM_AGE_FETCHED);
         for (int row = 0; row < b->n; row++)
             if (!b->rows[row].account && !is_meeting(res, row)) {
                 b->rows[row].text = render(res, row, NULL);

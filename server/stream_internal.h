@@ -26,6 +26,7 @@ struct batch_row {
     int account; /* account.changed: never sent; holds its user's subscribers */
     char *text;  /* owned; NULL until rendered */
     size_t len;
+    double at; /* its time: seconds since 1970, on the database's clock */
 };
 
 /* A fetched batch of events. A worker's own fetch is its alone; a shared one, fetched once

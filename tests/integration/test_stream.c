@@ -340,6 +340,80 @@ START_TEST(streams_go_on_when_the_listen_connection_is_lost)
 }
 END_TEST
 
+/* raise_stream_event_age_seconds{stage} series from server s's /metrics: its count, and
+ * its sum (seconds) in *sum; its +Inf bucket must agree with the count, and its buckets
+ * must never fall. */
+static long age_series(const struct itest_server *s, const char *stage, double *sum)
+{
+    struct https_response m = {0};
+    itest_request(s, "GET", "/metrics", NULL, NULL, &m);
+    ck_assert_int_eq(m.status, 200);
+    char key[128];
+    long count = -1, prev = 0, inf = -1;
+    snprintf(key, sizeof(key), "\nraise_stream_event_age_seconds_count{stage=\"%s\"} ", stage);
+    const char *at = strstr(m.body, key);
+    ck_assert_msg(at != NULL, "no age count for %s in /metrics", stage);
+    count = atol(at + strlen(key));
+    snprintf(key, sizeof(key), "\nraise_stream_event_age_seconds_sum{stage=\"%s\"} ", stage);
+    at = strstr(m.body, key);
+    ck_assert_msg(at != NULL, "no age sum for %s in /metrics", stage);
+    *sum = strtod(at + strlen(key), NULL);
+    snprintf(key, sizeof(key), "\nraise_stream_event_age_seconds_bucket{stage=\"%s\",le=\"", stage);
+    int buckets = 0;
+    for (at = strstr(m.body, key); at != NULL; at = strstr(at + 1, key)) {
+        const char *v = strchr(at + strlen(key), ' ');
+        ck_assert(v != NULL);
+        long n = atol(v + 1);
+        ck_assert_msg(n >= prev, "%s: a bucket falls (%ld after %ld)", stage, n, prev);
+        prev = n;
+        buckets++;
+        if (strncmp(at + strlen(key), "+Inf\"", 5) == 0)
+            inf = n;
+    }
+    ck_assert_int_gt(buckets, 10);
+    ck_assert_int_eq(inf, count);
+    https_response_clear(&m);
+    return count;
+}
+
+/* How old new events are when the shared fetch has them and when a worker has offered them
+ * to its streams, in /metrics: counted once per event (sent: per worker with streams), and
+ * their ages are the few milliseconds they took, not (say) seconds since 1970 from a time
+ * that was never read. */
+START_TEST(event_ages_are_in_metrics)
+{
+    enum { N = 4 };
+    char *subject = make_subject(team2()), *ids[N];
+    struct sse *s = sse_open(&a, w.nurse, -1);
+    double fsum0, ssum0, fsum, ssum;
+    long f0 = age_series(&a, "fetched", &fsum0), s0 = age_series(&a, "sent", &ssum0);
+    for (int i = 0; i < N; i++)
+        ids[i] = post(&b, subject, "Aged", NULL);
+    expect_in_order(s, ids, N, 0);
+    long f = 0, sent = 0;
+    for (int tries = 0; tries < 100; tries++) { /* a round ends just after its last write */
+        f = age_series(&a, "fetched", &fsum) - f0;
+        sent = age_series(&a, "sent", &ssum) - s0;
+        if (f >= N - 1 && sent >= f)
+            break;
+        struct timespec ms10 = {0, 10 * 1000 * 1000};
+        nanosleep(&ms10, NULL);
+    }
+    /* the first announcement may only set where the shared fetch starts; the young
+     * person's own event may come after f0 was read */
+    ck_assert_msg(f >= N - 1 && f <= N + 1, "%ld events fetched, %d posted", f, N);
+    ck_assert_msg(sent >= f, "%ld events sent, %ld fetched", sent, f);
+    ck_assert_msg(fsum - fsum0 >= 0 && fsum - fsum0 < 5.0 * (double)f, "fetched ages: %.6f s",
+                  fsum - fsum0);
+    ck_assert_msg(ssum - ssum0 >= 0 && ssum - ssum0 < 5.0 * (double)sent, "sent ages: %.6f s",
+                  ssum - ssum0);
+    sse_close(s);
+    for (int i = 0; i < N; i++)
+        free(ids[i]);
+    free(subject);
+}
+END_TEST
+
 /* More streams than a worker serves in one loop turn (LIMIT_SSE_SLICE): every one still
  * gets every event once and in order, also when streams close between two batches. */
 START_TEST(many_streams_are_served_in_slices)
@@ -1041,6 +1115,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, queues_mirror_their_tables);
     tcase_add_test(tc, sequencer_plans_once);
     tcase_add_test(tc, a_gap_in_event_ids_does_not_stall_the_stream);
+    tcase_add_test(tc, event_ages_are_in_metrics);
     suite_add_tcase(s, tc);
     return s;
 }
