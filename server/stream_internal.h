@@ -44,7 +44,7 @@ struct batch {
     int own; /* a worker's own fetch (its worker's alone), not the shared one */
 };
 
-/* At most this many queued batches go out in one pass over the subscribers (fan_out_next). */
+/* At most this many batches are in a pass at once (fan_out_take); the rest wait queued. */
 #define SSE_PASS_MAX 32
 
 struct batch_ref {
@@ -111,8 +111,8 @@ struct stream_worker {
     int behind;                    /* some subscriber was behind a batch's start */
     struct stream_sub *batch_next; /* the next subscriber to visit; NULL: the first */
     struct event *slice;           /* owned; the next slice, one loop turn later */
-    /* Batches waiting for the one in progress: shared ones from the main thread and this
-     * worker's own fetches, in the order they came. */
+    /* Batches waiting to join the pass: shared ones from the main thread and this worker's
+     * own fetches, in the order they came. */
     pthread_mutex_t lock; /* guards queue and fetch_wanted */
     STAILQ_HEAD(batch_queue, batch_ref) queue;
     int fetch_wanted; /* kicked to fetch for itself (not only to take a shared batch) */
