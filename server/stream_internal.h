@@ -74,6 +74,7 @@ struct stream_sub {
     char note_subject[40], note_hub[40];
     char *note_ids; /* owned */
     size_t note_len, note_cap;
+    int audit_slot; /* its notes are written with this slot's (audit_flush) */
 };
 
 TAILQ_HEAD(sub_list, stream_sub);
@@ -93,6 +94,8 @@ struct stream_worker {
     struct db_query *checking; /* a credentials check: the heartbeat's, or for held subs */
     json_object *audit;        /* owned; deliveries not yet audited, see note_delivery */
     uint64_t audit_flushed_ms;
+    int audit_slot;             /* the slot the next flush writes */
+    unsigned audit_slots_given; /* streams given a slot so far (round robin) */
     int again;
     long long from;   /* the cursor of the fetch in flight */
     long long newest; /* newest_event when it was sent: committed, so it must see those */
