@@ -182,14 +182,14 @@ void stream_note_delivery(struct stream_worker *sw, struct stream_sub *s, const 
 }
 
 /* Write the notes: every stream's (all), or one slot's of AUDIT_SLOTS in turn. Each stream
- * is in one slot, and the poll writes one slot a quarter of LIMIT_SSE_AUDIT_FLUSH_MS, so each
- * stream's deliveries are still written about that often, but a thousand streams' rows come
- * (and are chained by the sequencer) a quarter at a time: in one batch, chaining 1,000 rows
- * kept PostgreSQL busy for 70-100 ms, and the stream's events waited behind it. */
-#define AUDIT_SLOTS 4
+ * is in one slot, and every poll writes the next slot, so each stream's deliveries are still
+ * written once every LIMIT_SSE_AUDIT_FLUSH_MS, but a thousand streams' rows come (and are
+ * chained by the sequencer) a slot at a time: in one batch, chaining 1,000 rows kept
+ * PostgreSQL busy for 70-100 ms, and the stream's events waited behind it. */
+#define AUDIT_SLOTS (LIMIT_SSE_AUDIT_FLUSH_MS / LIMIT_SSE_POLL_MS)
+_Static_assert(AUDIT_SLOTS >= 1, "the delivery audit is written at most once per poll");
 static void audit_flush(struct stream_worker *sw, int all)
 {
-    sw->audit_flushed_ms = util_now_ms();
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
     if (all || s->audit_slot == sw->audit_slot)
@@ -214,8 +214,7 @@ static void audit_flush(struct stream_worker *sw, int all)
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct stream_worker *sw = arg;
-    if (util_now_ms() - sw->audit_flushed_ms >= LIMIT_SSE_AUDIT_FLUSH_MS / AUDIT_SLOTS)
-        audit_flush(sw, 0);
+    audit_flush(sw, 0);
     unblock_or_cut(sw);
     stream_check_subs(sw, 1); /* a check for held subscribers that could not be sent or failed */
     stream_fetch(sw);
@@ -353,7 +352,6 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     sw->id = id;
     TAILQ_INIT(&sw->subs);
     sw->audit = json_object_new_object();
-    sw->audit_flushed_ms = util_now_ms();
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
     sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
     struct timeval hb = {server_config()->stream_heartbeat, 0};

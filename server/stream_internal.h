@@ -91,9 +91,8 @@ struct stream_worker {
     struct event *heartbeat; /* owned */
     struct event *poll;      /* owned */
     struct db_query *pending;
-    struct db_query *checking; /* a credentials check: the heartbeat's, or for held subs */
-    json_object *audit;        /* owned; deliveries not yet audited, see note_delivery */
-    uint64_t audit_flushed_ms;
+    struct db_query *checking;  /* a credentials check: the heartbeat's, or for held subs */
+    json_object *audit;         /* owned; deliveries not yet audited, see note_delivery */
     int audit_slot;             /* the slot the next flush writes */
     unsigned audit_slots_given; /* streams given a slot so far (round robin) */
     int again;
