@@ -230,16 +230,28 @@ static const char check_sql[] =
     "FROM users u "
     "LEFT JOIN sessions s ON s.user_id = u.id AND s.id = ANY($2::uuid[]) "
     "  AND " AUTH_SESSION_LIVE("s") " "
-    "WHERE u.id = ANY($1::uuid[]) AND u.active";
+    "WHERE u.id = ANY($1::uuid[]) AND u.active "
+    "ORDER BY u.id"; /* uuids sort as their text does: check_row searches it */
 /* clang-format on */
 
-/* s's row in a check_sql result, or -1: its user is gone or inactive, or its session is. */
+/* s's row in a check_sql result, or -1: its user is gone or inactive, or its session is.
+ * The rows are in user order (a user's rows together, one per live session asked about), so
+ * a check of n subscribers costs n log n comparisons, not up to n x n (a scan of the rows for
+ * each subscriber: 12.5 million for 5,000 subscribers who are all different users, all in
+ * one callback of the worker's loop). */
 static int check_row(const struct stream_sub *s, PGresult *res)
 {
-    for (int i = 0; i < PQntuples(res); i++)
-        if (strcmp(PQgetvalue(res, i, 0), s->user->id) == 0 &&
-            (s->user->session_id[0] == '\0' ||
-             strcmp(PQgetvalue(res, i, 1), s->user->session_id) == 0))
+    int lo = 0, hi = PQntuples(res); /* the first row whose user is not below s's */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(PQgetvalue(res, mid, 0), s->user->id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = lo; i < PQntuples(res) && strcmp(PQgetvalue(res, i, 0), s->user->id) == 0; i++)
+        if (s->user->session_id[0] == '\0' ||
+            strcmp(PQgetvalue(res, i, 1), s->user->session_id) == 0)
             return i;
     return -1;
 }

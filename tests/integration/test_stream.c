@@ -685,6 +685,53 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
 }
 END_TEST
 
+/* The heartbeat's check finds each subscriber's row among many users' (check_row searches
+ * rows sorted by user): every live stream of sixteen different users stays open through
+ * several checks, and signing one out ends that one alone. */
+START_TEST(heartbeat_check_keeps_every_live_stream)
+{
+    enum { USERS = 16 };
+    struct itest_server c;
+    itest_server_start(&c, "stream_heartbeat = 1\n");
+    char *tokens[USERS];
+    struct sse *streams[USERS];
+    for (int i = 0; i < USERS; i++) {
+        tokens[i] = itest_new_user(&c, w.admin, w.health, "practitioner", NULL, NULL);
+        streams[i] = sse_open(&c, tokens[i], -1);
+    }
+    ck_assert(itest_wait_subscribers(&c, USERS, 5000));
+    itest_sleep_ms(2500); /* two checks or more */
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), USERS);
+
+    enum { GONE = USERS / 2 };
+    struct https_response r = {0};
+    itest_call(&c, tokens[GONE], "DELETE", "/v1/sessions/current", NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    https_response_clear(&r);
+    ck_assert(itest_wait_subscribers(&c, USERS - 1, 5000));
+    itest_sleep_ms(1500); /* another check */
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), USERS - 1);
+
+    char *subject = make_subject(team2());
+    char *item = post(&c, subject, "After the checks", NULL);
+    for (int i = 0; i < USERS; i++) {
+        struct sse_event ev;
+        if (i == GONE) {
+            ck_assert_msg(!sse_next(streams[i], &ev, 200), "a signed-out stream got %s", ev.data);
+        } else {
+            ck_assert_msg(sse_next(streams[i], &ev, 3000), "stream %d got nothing", i);
+            ck_assert(strstr(ev.data, item) != NULL);
+            free(ev.data);
+        }
+        sse_close(streams[i]);
+        free(tokens[i]);
+    }
+    free(item);
+    free(subject);
+    itest_server_stop(&c, SIGTERM, 15);
+}
+END_TEST
+
 /* With the heartbeat at its default (15 s), a change to the account takes effect on the
  * user's open stream before anything that follows the change: a hub manager taken off a hub
  * gets none of its events posted after, and a signed-out session's stream ends at once and
@@ -1107,6 +1154,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, bad_last_event_id_and_no_token);
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
+    tcase_add_test(tc, heartbeat_check_keeps_every_live_stream);
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
