@@ -32,6 +32,8 @@ static void sub_free(struct stream_sub *s)
     free(s->note_ids);
     if (s->sw->batch_next == s) /* the fan-out in progress goes on with the next one */
         s->sw->batch_next = TAILQ_NEXT(s, entry);
+    if (s->sw->hb_next == s) /* and so does the heartbeat */
+        s->sw->hb_next = TAILQ_NEXT(s, entry);
     TAILQ_REMOVE(&s->sw->subs, s, entry);
     s->sw->nsubs--;
     metrics_gauge_add(GAUGE_SUBSCRIBERS, -1);
@@ -347,12 +349,37 @@ void stream_check_subs(struct stream_worker *sw, int held_only)
     free(sessions);
 }
 
+/* LIMIT_SSE_SLICE subscribers' heartbeats, the rest one loop turn later, like a fan-out pass.
+ * A stream that comes meanwhile (at the end of the list) gets one too; one that goes is
+ * stepped over (sub_free). */
+static void heartbeat_slice(struct stream_worker *sw)
+{
+    for (int k = 0; k < LIMIT_SSE_SLICE && sw->hb_next != NULL; k++) {
+        struct stream_sub *s = sw->hb_next;
+        sw->hb_next = TAILQ_NEXT(s, entry);
+        sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
+    }
+    sw->hb_going = sw->hb_next != NULL;
+    if (sw->hb_going) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(sw->hb_slice, &now); /* after the I/O that is ready by then */
+    }
+}
+
+static void hb_slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    heartbeat_slice(arg);
+}
+
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd, (void)what;
     struct stream_worker *sw = arg;
-    struct stream_sub *s;
-    TAILQ_FOREACH(s, &sw->subs, entry)
-    sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
+    if (!sw->hb_going) { /* a round still going after a whole interval is not restarted */
+        sw->hb_next = TAILQ_FIRST(&sw->subs);
+        heartbeat_slice(sw);
+    }
     stream_check_subs(sw, 0);
 }
 
@@ -365,6 +392,7 @@ struct stream_worker *stream_worker_new(struct event_base *base, struct db_pool 
     TAILQ_INIT(&sw->subs);
     sw->audit = json_object_new_object();
     sw->heartbeat = event_new(base, -1, EV_PERSIST, heartbeat_cb, sw);
+    sw->hb_slice = evtimer_new(base, hb_slice_cb, sw);
     sw->poll = event_new(base, -1, EV_PERSIST, poll_cb, sw);
     struct timeval hb = {server_config()->stream_heartbeat, 0};
     struct timeval poll = {LIMIT_SSE_POLL_MS / 1000, (LIMIT_SSE_POLL_MS % 1000) * 1000};
@@ -393,6 +421,7 @@ void stream_worker_free(struct stream_worker *sw)
     json_object_put(sw->audit);
     stream_fanout_free(sw);
     event_free(sw->heartbeat);
+    event_free(sw->hb_slice);
     event_free(sw->poll);
     free(sw);
 }

@@ -112,7 +112,12 @@ struct stream_worker {
     int batch_held;                /* some subscriber was held at an account change */
     int behind;                    /* some subscriber was behind a batch's start */
     struct stream_sub *batch_next; /* the next subscriber to visit; NULL: the first */
-    struct event *slice;           /* owned; the next slice, one loop turn later */
+    /* The heartbeat goes round the subscribers LIMIT_SSE_SLICE a loop turn too (heartbeat_cb):
+     * written to 5,000 streams in one callback it would hold up everything else ~50 ms. */
+    struct stream_sub *hb_next; /* the next subscriber the heartbeat writes to */
+    int hb_going;               /* a heartbeat round is in progress */
+    struct event *hb_slice;     /* owned; its next slice, one loop turn later */
+    struct event *slice;        /* owned; the next slice, one loop turn later */
     /* Batches waiting to join the pass: shared ones from the main thread and this worker's
      * own fetches, in the order they came. */
     pthread_mutex_t lock; /* guards queue and fetch_wanted */

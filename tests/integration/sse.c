@@ -37,10 +37,21 @@ void sse_close(struct sse *e)
     free(e);
 }
 
-/* Next event (comments skipped) within timeout_ms; 0 if none came. */
-int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
+/* What is left of timeout_ms since t0 (CLOCK_MONOTONIC). */
+static int ms_left(const struct timespec *t0, int timeout_ms)
 {
-    struct timespec t0, t1;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return timeout_ms -
+           (int)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* The next block within timeout_ms that is an event (1, *ev filled) or, if comment is not
+ * NULL, a comment line (2, its text after ": " copied to comment); 0 if none came. */
+static int next_block(struct sse *e, struct sse_event *ev, char *comment, size_t cap,
+                      int timeout_ms)
+{
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         char *end = memmem(e->buf, e->len, "\n\n", 2);
@@ -53,6 +64,7 @@ int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
             memmove(e->buf, e->buf + n, e->len - n);
             e->len -= n;
             memset(ev, 0, sizeof(*ev));
+            int got_comment = 0;
             for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
                 if (strncmp(line, "id: ", 4) == 0)
                     ev->id = atoll(line + 4);
@@ -60,14 +72,18 @@ int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
                     snprintf(ev->type, sizeof(ev->type), "%s", line + 7);
                 else if (strncmp(line, "data: ", 6) == 0)
                     ev->data = strdup(line + 6);
+                else if (comment != NULL && strncmp(line, ": ", 2) == 0 && !got_comment) {
+                    snprintf(comment, cap, "%s", line + 2);
+                    got_comment = 1;
+                }
             }
             if (ev->data != NULL)
                 return 1;
+            if (got_comment)
+                return 2;
             end = memmem(e->buf, e->len, "\n\n", 2);
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        int left = timeout_ms -
-                   (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        int left = ms_left(&t0, timeout_ms);
         if (left <= 0)
             return 0;
         long got = https_stream_read(e->c, e->buf + e->len, sizeof(e->buf) - e->len, left);
@@ -77,14 +93,36 @@ int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
     }
 }
 
-int sse_wait_end(struct sse *e, int timeout_ms)
+/* Next event (comments skipped) within timeout_ms; 0 if none came. */
+int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
 {
-    struct timespec t0, t1;
+    return next_block(e, ev, NULL, 0, timeout_ms);
+}
+
+int sse_next_comment(struct sse *e, const char *text, int timeout_ms)
+{
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        int left = timeout_ms -
-                   (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        int left = ms_left(&t0, timeout_ms);
+        char comment[256];
+        struct sse_event ev;
+        int got = left > 0 ? next_block(e, &ev, comment, sizeof(comment), left) : 0;
+        if (got == 0)
+            return 0;
+        if (got == 1)
+            free(ev.data); /* an event: not what is wanted here */
+        else if (strcmp(comment, text) == 0)
+            return 1;
+    }
+}
+
+int sse_wait_end(struct sse *e, int timeout_ms)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int left = ms_left(&t0, timeout_ms);
         if (left <= 0)
             return 0;
         e->len = 0;

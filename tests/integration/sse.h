@@ -23,6 +23,9 @@ struct sse *sse_open(const struct itest_server *s, const char *token, long long 
 void sse_close(struct sse *e);
 /* Next event (comments skipped) within timeout_ms; 0 if none came. ev->data is owned. */
 int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms);
+/* Wait up to timeout_ms for a comment line ": text" (events meanwhile are dropped); 1 if it
+ * came. */
+int sse_next_comment(struct sse *e, const char *text, int timeout_ms);
 /* 1 if the server ended the stream (events and comments before the end are dropped) within
  * timeout_ms; 0 if it was still open then. After a clean end (the last chunk came) the
  * connection is ready for another request. */

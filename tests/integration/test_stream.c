@@ -685,6 +685,35 @@ START_TEST(sign_out_and_deactivation_end_open_streams)
 }
 END_TEST
 
+/* "A comment line is sent every 15 s as a heartbeat" (here every second), to every stream,
+ * also when a worker has more than it writes in one loop turn (the heartbeat goes round them
+ * LIMIT_SSE_SLICE at a time) and when streams have closed since the last one. */
+START_TEST(heartbeats_reach_every_stream)
+{
+    enum { N = 3 * LIMIT_SSE_SLICE };
+    struct itest_server c;
+    itest_server_start(&c, "stream_heartbeat = 1\n");
+    struct sse *s[N];
+    for (int i = 0; i < N; i++)
+        s[i] = sse_open(&c, w.nurse, -1);
+    ck_assert(itest_wait_subscribers(&c, N, 5000));
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(sse_next_comment(s[i], "heartbeat", 3000), "stream %d: no heartbeat", i);
+    for (int i = 0; i < N; i += 2) {
+        sse_close(s[i]);
+        s[i] = NULL;
+    }
+    ck_assert(itest_wait_subscribers(&c, N / 2, 5000));
+    for (int round = 0; round < 2; round++) /* and again: they keep coming */
+        for (int i = 1; i < N; i += 2)
+            ck_assert_msg(sse_next_comment(s[i], "heartbeat", 3000),
+                          "stream %d: no heartbeat after others closed (round %d)", i, round);
+    for (int i = 1; i < N; i += 2)
+        sse_close(s[i]);
+    itest_server_stop(&c, SIGTERM, 15);
+}
+END_TEST
+
 /* The heartbeat's check finds each subscriber's row among many users' (check_row searches
  * rows sorted by user): every live stream of sixteen different users stays open through
  * several checks, and signing one out ends that one alone. */
@@ -1155,6 +1184,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, slow_consumer_is_cut_off_and_can_resume);
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
     tcase_add_test(tc, heartbeat_check_keeps_every_live_stream);
+    tcase_add_test(tc, heartbeats_reach_every_stream);
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
