@@ -249,7 +249,10 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
         size_t len = mine != NULL ? strlen(mine) : b->len;
         if (sw->out_len == 0)
             *base = stream_unsent(s);
-        if (stream_sub_full(s, *base + sw->out_len + len)) {
+        /* An event bigger than the whole bound (a meeting's minutes can be megabytes) goes
+         * out alone into an empty buffer: held back, it would be held back for ever, and
+         * its subscriber with it. */
+        if (*base + sw->out_len > 0 && stream_sub_full(s, *base + sw->out_len + len)) {
             free(mine); /* the event comes again later */
             return 0;
         }

@@ -57,10 +57,10 @@ static int next_block(struct sse *e, struct sse_event *ev, char *comment, size_t
         char *end = memmem(e->buf, e->len, "\n\n", 2);
         while (end != NULL) {
             size_t n = (size_t)(end - e->buf) + 2;
-            char block[1 << 16];
-            size_t bl = n < sizeof(block) ? n : sizeof(block) - 1;
-            memcpy(block, e->buf, bl);
-            block[bl] = '\0';
+            char *block = malloc(n + 1); /* an event may be bigger than any stack buffer */
+            ck_assert(block != NULL);
+            memcpy(block, e->buf, n);
+            block[n] = '\0';
             memmove(e->buf, e->buf + n, e->len - n);
             e->len -= n;
             memset(ev, 0, sizeof(*ev));
@@ -77,6 +77,7 @@ static int next_block(struct sse *e, struct sse_event *ev, char *comment, size_t
                     got_comment = 1;
                 }
             }
+            free(block);
             if (ev->data != NULL)
                 return 1;
             if (got_comment)

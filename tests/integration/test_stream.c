@@ -957,6 +957,68 @@ START_TEST(meeting_events_per_reader)
 }
 END_TEST
 
+/* A meeting's minutes can make one event bigger than a subscriber's whole unsent-bytes bound
+ * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
+ * Held back until it fitted, it never would have, and the stream would have had nothing more
+ * but heartbeats. */
+START_TEST(an_event_bigger_than_the_buffer_arrives)
+{
+    enum { PEOPLE = 4, FIELD = 20000 };
+    static const char *fields[] = {"worried_about", "working_well", "needs_to_happen", "decisions"};
+    char *people[PEOPLE], body[2048], path[128];
+    for (int i = 0; i < PEOPLE; i++)
+        people[i] = make_subject(team2());
+    struct sse *nurse = sse_open(&a, w.nurse, -1);
+    snprintf(body, sizeof(body),
+             "{\"hub_id\":\"%s\",\"title\":\"Long minutes\",\"scheduled_for\":"
+             "\"2026-12-02T10:00:00Z\",\"subject_ids\":[\"%s\",\"%s\",\"%s\",\"%s\"],"
+             "\"invited_agencies\":[\"%s\"]}",
+             w.hub, people[0], people[1], people[2], people[3], w.health);
+    struct https_response r = {0};
+    itest_call(&a, w.mgr, "POST", "/v1/meetings", body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    snprintf(path, sizeof(path), "/v1/meetings/%s", itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&r);
+    struct sse_event ev;
+    ck_assert(sse_next(nurse, &ev, 3000));
+    ck_assert_str_eq(ev.type, "meeting.scheduled");
+    free(ev.data);
+
+    json_object *patch = json_object_new_object(), *minutes = json_object_new_array();
+    char *text = malloc(FIELD + 1);
+    memset(text, 'm', FIELD);
+    text[FIELD] = '\0';
+    for (int i = 0; i < PEOPLE; i++) {
+        json_object *m = json_object_new_object();
+        json_object_object_add(m, "subject_id", json_object_new_string(people[i]));
+        for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+            json_object_object_add(m, fields[f], json_object_new_string(text));
+        json_object_array_add(minutes, m);
+    }
+    json_object_object_add(patch, "minutes", minutes);
+    itest_call(&a, w.mgr, "PATCH", path, json_object_to_json_string(patch), &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    https_response_clear(&r);
+    json_object_put(patch);
+    free(text);
+    ck_assert_msg(sse_next(nurse, &ev, 5000), "the big meeting.updated never came");
+    ck_assert_str_eq(ev.type, "meeting.updated");
+    ck_assert_msg(strlen(ev.data) > LIMIT_SSE_BUFFER, "only %zu bytes", strlen(ev.data));
+    free(ev.data);
+
+    char *item = post(&a, people[0], "After the long minutes", NULL);
+    ck_assert_msg(sse_next(nurse, &ev, 5000), "nothing came after the big event");
+    ck_assert(strstr(ev.data, item) != NULL);
+    free(ev.data);
+    free(item);
+    sse_close(nurse);
+    for (int i = 0; i < PEOPLE; i++)
+        free(people[i]);
+}
+END_TEST
+
 /* Event ids have no gaps, so a stream fetches the next ids by name. Were there a gap all the
  * same (ids skipped by hand here; an event removed by hand would do it), the stream must
  * not stall before it: what comes after still arrives. The gap is filled again after, with
@@ -1185,6 +1247,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, sign_out_and_deactivation_end_open_streams);
     tcase_add_test(tc, heartbeat_check_keeps_every_live_stream);
     tcase_add_test(tc, heartbeats_reach_every_stream);
+    tcase_add_test(tc, an_event_bigger_than_the_buffer_arrives);
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
