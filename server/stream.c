@@ -357,7 +357,8 @@ static void heartbeat_slice(struct stream_worker *sw)
     for (int k = 0; k < LIMIT_SSE_SLICE && sw->hb_next != NULL; k++) {
         struct stream_sub *s = sw->hb_next;
         sw->hb_next = TAILQ_NEXT(s, entry);
-        sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
+        if (s->blocked_since == 0) /* a paused one gets nothing until it has drained */
+            sub_write(s, ": heartbeat\n\n", sizeof(": heartbeat\n\n") - 1);
     }
     sw->hb_going = sw->hb_next != NULL;
     if (sw->hb_going) {
