@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,8 +471,9 @@ void stream_get(struct http_req *r)
     const char *last = http_header(r, "Last-Event-ID");
     if (last != NULL) {
         char *end;
-        long long v = strtoll(last, &end, 10);
-        if (*last == '\0' || *end != '\0' || v < 0) {
+        errno = 0;
+        long long v = strtoll(last, &end, 10); /* ids are bigint: past its range is no id */
+        if (*last == '\0' || *end != '\0' || v < 0 || errno == ERANGE) {
             http_reply_error(r, 400, "Last-Event-ID must be an event id from this stream");
             return;
         }

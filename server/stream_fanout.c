@@ -15,6 +15,7 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,13 +145,14 @@ static const char fetch_scan_sql[] = FETCH_SELECT "WHERE e.id > $1 ORDER BY e.id
 
 static void fetch_from(struct stream_worker *sw, int past_gap);
 
-/* fetch_sql's $1: the LIMIT_SSE_BATCH ids after from, "{from+1,from+2,...}". */
+/* fetch_sql's $1: the LIMIT_SSE_BATCH ids after from, "{from+1,from+2,...}", as many as
+ * there are below the largest bigint (a Last-Event-ID may be that large). */
 #define IDS_LITERAL_SIZE (LIMIT_SSE_BATCH * 21 + 3)
 static const char *ids_literal(char buf[IDS_LITERAL_SIZE], long long from)
 {
     size_t len = 0;
     buf[len++] = '{';
-    for (int i = 1; i <= LIMIT_SSE_BATCH; i++)
+    for (int i = 1; i <= LIMIT_SSE_BATCH && from <= LLONG_MAX - i; i++)
         len +=
             (size_t)snprintf(buf + len, IDS_LITERAL_SIZE - len, i > 1 ? ",%lld" : "%lld", from + i);
     snprintf(buf + len, IDS_LITERAL_SIZE - len, "}");

@@ -578,6 +578,26 @@ START_TEST(bad_last_event_id_and_no_token)
     itest_request(&a, "GET", "/v1/stream", h, NULL, &r);
     itest_assert_problem(&r, 400, NULL);
     https_response_clear(&r);
+    const char *big[] = {auth, "Last-Event-ID: 99999999999999999999", NULL}; /* > bigint */
+    itest_request(&a, "GET", "/v1/stream", big, NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+
+    /* the largest bigint is an id, with nothing after it: the stream, alone on its server
+     * (so its cursor is the one fetched from), waits; nothing overflows (the sanitizer
+     * build aborts on that) */
+    struct itest_server c;
+    itest_server_start(&c, NULL);
+    struct sse *s = sse_open(&c, w.nurse, 9223372036854775807LL);
+    ck_assert(itest_wait_subscribers(&c, 1, 5000));
+    char *subject = make_subject(team2()), *item = post(&c, subject, "Past the end", NULL);
+    struct sse_event ev;
+    ck_assert_msg(!sse_next(s, &ev, 1000), "got %s", ev.data);
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), 1);
+    sse_close(s);
+    free(item);
+    free(subject);
+    ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
 }
 END_TEST
 
