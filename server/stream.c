@@ -299,8 +299,8 @@ static void checked(enum db_status st, PGresult *res, void *arg)
         if (s->ending)
             sub_close(s, 1);
     }
-    if (st == DB_OK)
-        stream_check_subs(sw, 1); /* held while this one ran */
+    if (st == DB_OK) /* a whole check asked for while this one ran, or those held meanwhile */
+        stream_check_subs(sw, !sw->check_all);
     if (resumed)
         stream_fetch(sw);
 }
@@ -319,8 +319,15 @@ static void uuid_list_add(char *buf, size_t *len, const char *id)
  * (held_only); one check runs at a time, a held subscriber waits for the next. */
 void stream_check_subs(struct stream_worker *sw, int held_only)
 {
-    if (sw->checking != NULL)
+    if (sw->checking != NULL) {
+        /* the heartbeat's check waits for the one in flight, not for the next heartbeat:
+         * streams opening one after another (each starts a check) must not put off finding
+         * expired sessions for good (found in review) */
+        sw->check_all |= !held_only;
         return;
+    }
+    if (!held_only)
+        sw->check_all = 0;
     size_t n = 0, nu = 1, ns = 1;
     struct stream_sub *s;
     TAILQ_FOREACH(s, &sw->subs, entry)
@@ -452,6 +459,7 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);
     s->audit_slot = (int)(sw->audit_slots_given++ % AUDIT_SLOTS);
     sw->nsubs++;
+    stream_fanout_joined(sw);
     metrics_gauge_add(GAUGE_SUBSCRIBERS, 1);
     /* "id:" without data sets the client's last event id (EventSource and raisectl) without
      * an event: a client that drops before any event resumes from here, missing nothing */

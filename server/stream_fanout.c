@@ -389,6 +389,18 @@ static void fan_out_release(struct stream_worker *sw)
     memmove(sw->cur_until, sw->cur_until + k, (size_t)sw->ncur * sizeof(sw->cur_until[0]));
 }
 
+/* A subscriber came (at the end of the list, so the round in progress reaches it before it
+ * wraps): every batch of the pass stays one visit longer. Counted from when they joined,
+ * the new one would have used up the last visit of each, and the first subscriber of the
+ * round after would have been left waiting for a later batch or the poll (found in review).
+ * One that goes before its visit leaves a visit spare: someone is visited twice, and the
+ * cursors make that harmless. */
+void stream_fanout_joined(struct stream_worker *sw)
+{
+    for (int k = 0; k < sw->ncur; k++)
+        sw->cur_until[k]++;
+}
+
 /* If no pass is in progress, start one with what is queued. */
 static void fan_out_next(struct stream_worker *sw)
 {

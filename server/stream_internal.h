@@ -92,6 +92,7 @@ struct stream_worker {
     struct event *poll;      /* owned */
     struct db_query *pending;
     struct db_query *checking;  /* a credentials check: the heartbeat's, or for held subs */
+    int check_all;              /* the heartbeat's check waits for the one in flight */
     json_object *audit;         /* owned; deliveries not yet audited, see note_delivery */
     int audit_slot;             /* the slot the next flush writes */
     unsigned audit_slots_given; /* streams given a slot so far (round robin) */
@@ -138,7 +139,8 @@ void stream_note_delivery(struct stream_worker *sw, struct stream_sub *s, const 
 void stream_fetch(struct stream_worker *sw);
 /* The worker's part of the fan-out: its queue, its events, its place in the registry. */
 void stream_fanout_start(struct stream_worker *sw);
-void stream_fanout_leave(struct stream_worker *sw); /* first thing when it goes */
-void stream_fanout_free(struct stream_worker *sw);  /* after its subscribers are gone */
+void stream_fanout_leave(struct stream_worker *sw);  /* first thing when it goes */
+void stream_fanout_joined(struct stream_worker *sw); /* a subscriber was added to the list */
+void stream_fanout_free(struct stream_worker *sw);   /* after its subscribers are gone */
 
 #endif
