@@ -159,6 +159,9 @@ int sequencer_start(struct event_base *base, struct db_pool *events_pool,
                 event_free(lanes[i].wait);
             lanes[i].wait = NULL;
         }
+        if (sweep != NULL)
+            event_free(sweep);
+        sweep = NULL;
         return -1;
     }
     pthread_mutex_lock(&kick_lock);
