@@ -138,7 +138,7 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
         http_reply_error(r, 403, "your role may not do this");
         return;
     }
-    r->route->handler(r);
+    http_handle(r);
 }
 
 /* SHA-256 of the verified client certificate, or 0 if there is none. */
@@ -162,7 +162,7 @@ static int client_fingerprint(const struct http_req *r, char out[65])
 void auth_dispatch(struct http_req *r)
 {
     if (r->route->access == 0) {
-        r->route->handler(r);
+        http_handle(r);
         return;
     }
     const char *h = http_header(r, "Authorization");

@@ -454,6 +454,20 @@ int http_query(struct http_req *r, const char *sql, int nparams, const char *con
     return 0;
 }
 
+void http_handle(struct http_req *r)
+{
+    const char *q = r->ev ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r->ev)) : NULL;
+    struct evkeyvalq params;
+    if (q != NULL) {
+        if (evhttp_parse_query_str(q, &params) != 0) { /* it clears params on failure */
+            http_reply_error(r, 400, "the query string must be name=value pairs joined by &");
+            return;
+        }
+        evhttp_clear_headers(&params);
+    }
+    r->route->handler(r);
+}
+
 char *http_query_param(const struct http_req *r, const char *name)
 {
     if (r->ev == NULL)

@@ -62,6 +62,9 @@ int http_query(struct http_req *r, const char *sql, int nparams, const char *con
                http_db_cb cb);
 
 void http_add_header(struct http_req *r, const char *name, const char *value);
+/* Run the route's handler, or answer 400 if the query string does not parse: no parameter
+ * of it could be read then, and a list would quietly drop every filter and cursor. */
+void http_handle(struct http_req *r);
 /* Query-string parameter (decoded) or NULL; owned by the caller. */
 char *http_query_param(const struct http_req *r, const char *name);
 /* 1 if the client connected from a loopback address. */

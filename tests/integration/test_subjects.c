@@ -221,6 +221,14 @@ START_TEST(list_search_and_pages)
     https_response_clear(&r);
     ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?before=bm9wZQ", NULL), 400);
     ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?hub_id=xyz", NULL), 400);
+    /* a query string that does not parse is a 400, not a list without its filters (libevent
+     * gives no parameter at all then: this was every young person the nurse may see) */
+    snprintf(path, sizeof(path), "/v1/subjects?hub_id=%s&q=quinc&x", w.hub);
+    itest_call(&srv, w.nurse, "GET", path, NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    https_response_clear(&r);
+    snprintf(path, sizeof(path), "/v1/subjects?q=quinc&&limit=1");
+    ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 400);
     for (int i = 0; i < 5; i++)
         free(ids[i]);
 }
