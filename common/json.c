@@ -13,7 +13,11 @@
  * depth so a body can never mean two things. Strings are compared as raw (escaped) text.
  * Returns 1 on a duplicate, -1 on text that is not strict JSON: json-c 0.16 accepts
  * single-quoted keys even in strict mode, and their contents must never be read as
- * structure (found by tests/fuzz/fuzz_json: "{'}}}{':1}" drove the depth below zero). */
+ * structure (found by tests/fuzz/fuzz_json: "{'}}}{':1}" drove the depth below zero).
+ * Returns -2 on a string (key or value) holding \u0000: json-c decodes it, but every reader
+ * here takes strings as C strings, so the text after it would be dropped without a word
+ * ("Seen with\u0000 ..." stored as "Seen with", past every length check; found in review),
+ * and PostgreSQL's text cannot hold it anyway. */
 struct key_frame {
     const char *keys[64];
     size_t lens[64];
@@ -43,8 +47,11 @@ static int scan_duplicates(const char *s, size_t len)
             expect_key = depth >= 0 && stack[depth].is_object;
         } else if (c == '"') {
             size_t start = ++i;
-            while (i < len && s[i] != '"')
+            while (i < len && s[i] != '"') {
+                if (s[i] == '\\' && i + 5 < len && memcmp(s + i + 1, "u0000", 5) == 0)
+                    return -2;
                 i += s[i] == '\\' ? 2 : 1;
+            }
             if (expect_key && depth >= 0) {
                 struct key_frame *f = &stack[depth];
                 size_t klen = (i < len ? i : len) - start;
@@ -91,8 +98,9 @@ json_object *json_parse_body(const char *buf, size_t len, struct problem **p)
     }
     int dup = scan_duplicates(buf, len);
     if (dup != 0) {
-        *p = problem_new(400, dup > 0 ? "malformed JSON: a key appears twice in one object"
-                                      : "malformed JSON: not strict JSON (single quotes?)");
+        *p = problem_new(400, dup > 0     ? "malformed JSON: a key appears twice in one object"
+                              : dup == -2 ? "malformed JSON: text may not hold \\u0000 (NUL)"
+                                          : "malformed JSON: not strict JSON (single quotes?)");
         json_object_put(o);
         return NULL;
     }

@@ -252,6 +252,10 @@ static const struct {
      "\"date_of_birth\":\"%s\",\"status\":\"in_care\",\"key_worker\":\"K\","
      "\"team\":[\"00000000-0000-0000-0000-000000000000\"]}",
      "team", 422},
+    /* NUL in text: was stored as "NWD-1", the rest dropped without a word (review) */
+    {"{\"hub_id\":\"%s\",\"reference\":\"NWD-1\\u0000x\",\"given_name\":\"A\","
+     "\"family_name\":\"B\",\"date_of_birth\":\"%s\",\"status\":\"in_care\",\"key_worker\":\"K\"}",
+     NULL, 400},
 };
 
 START_TEST(bad_subjects_write_nothing)

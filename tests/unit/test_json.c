@@ -20,7 +20,12 @@ static const struct {
     {"[1,2]", 0},
     {"", 0},
     {"{\"a\":1} x", 0},
-    {"{\"a\":\"\\u0000\"}", 1},
+    {"{\"a\":\"\\u0000\"}", 0},         /* NUL: C strings would drop what follows */
+    {"{\"a\":\"Seen\\u0000 x\"}", 0},   /* (review: stored as "Seen", past length checks) */
+    {"{\"a\\u0000b\":1}", 0},           /* in a key too */
+    {"{\"a\":\"\\\\u0000\"}", 1},       /* a backslash, then the text u0000: fine */
+    {"{\"a\":\"\\u00001\\u0001\"}", 0}, /* NUL among others */
+    {"{\"a\":\"\\u0001\\u00e9\"}", 1},  /* other escapes are fine */
     {"{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}", 0}, /* deeper than the limit */
 };
 
