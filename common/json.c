@@ -107,6 +107,31 @@ json_object *json_parse_body(const char *buf, size_t len, struct problem **p)
     return o;
 }
 
+int json_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p, n = c < 0x80                 ? 0
+                             : c >= 0xc2 && c <= 0xdf ? 1
+                             : (c & 0xf0) == 0xe0     ? 2
+                             : c >= 0xf0 && c <= 0xf4 ? 3
+                                                      : 9;
+        if (n == 9)
+            return 0; /* a continuation byte first, an overlong lead (c0, c1) or past f4 */
+        unsigned cp = n == 0 ? c : c & (0x3f >> n);
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0; /* cut short (a NUL stops here too) */
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0; /* overlong, a surrogate, or past U+10FFFF */
+        p += n + 1;
+    }
+    return 1;
+}
+
 size_t json_utf8_len(const char *s)
 {
     size_t n = 0;

@@ -42,6 +42,9 @@ char *json_uuid_array_literal(json_object *o, const char *key);
 json_object *json_from_pg_array(const char *literal);
 /* 1 if s is a canonical UUID (8-4-4-4-12 hex). */
 int json_is_uuid(const char *s);
+/* 1 if s is well-formed UTF-8 (as PostgreSQL takes it: no overlong forms, surrogates or code
+ * points past U+10FFFF); for text that did not come through the JSON parser (headers). */
+int json_utf8_valid(const char *s);
 /* Count UTF-8 code points. */
 size_t json_utf8_len(const char *s);
 

@@ -22,7 +22,8 @@ char *audit_context(const struct http_req *r)
     char route[128];
     snprintf(route, sizeof(route), "%s %s", router_method_name(r->route->method),
              r->route->pattern);
-    if (purpose == NULL || purpose[0] == '\0' || strlen(purpose) > 200)
+    if (purpose == NULL || purpose[0] == '\0' || !json_utf8_valid(purpose) ||
+        json_utf8_len(purpose) > 200) /* not UTF-8: PostgreSQL would refuse the whole request */
         purpose = r->route->purpose;
     if (u != NULL) {
         json_object_object_add(o, "user_id", json_object_new_string(u->id));

@@ -194,8 +194,8 @@ void intelligence_create(struct http_req *r)
     }
     const char *key = http_header(r, "Idempotency-Key");
     pr = problem_new(422, "the request has invalid fields");
-    if (key != NULL && (key[0] == '\0' || strlen(key) > 200))
-        problem_add_field(pr, "Idempotency-Key", "must be 1 to 200 characters");
+    if (key != NULL && (key[0] == '\0' || !json_utf8_valid(key) || json_utf8_len(key) > 200))
+        problem_add_field(pr, "Idempotency-Key", "must be 1 to 200 characters of UTF-8 text");
     if (intel_validate(o, r->user->role == ROLE_POLICE_LIAISON, time(NULL), pr) > 0 ||
         problem_field_count(pr) > 0) {
         json_object_put(o);

@@ -323,7 +323,7 @@ static const char *now_minus(int minutes)
 static void post_intel(const char *token, const char *key, const char *body,
                        struct https_response *r)
 {
-    char auth[256], idem[300];
+    char auth[256], idem[600];
     const char *h[4] = {NULL, "Content-Type: application/json", NULL, NULL};
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
     h[0] = auth;
@@ -496,6 +496,45 @@ START_TEST(idempotency_key_makes_retries_safe)
     itest_assert_problem(&a, 422, "Idempotency-Key");
     https_response_clear(&a);
     free(other);
+
+    /* a key that is not UTF-8 is named in a 422 (PostgreSQL refused it: a 500 before); the
+     * length counts characters, as the database does: 200 two-byte ones are a key */
+    char *count0 = itest_sql_value("SELECT count(*) FROM intelligence");
+    post_intel(w.officer, "\xff\xfe", body, &a);
+    itest_assert_problem(&a, 422, "Idempotency-Key");
+    https_response_clear(&a);
+    char *count1 = itest_sql_value("SELECT count(*) FROM intelligence");
+    ck_assert_str_eq(count0, count1);
+    char wide[512] = ""; /* the officer is new in every run: the key is theirs alone */
+    for (int i = 0; i < 200; i++)
+        strcat(wide, "\xc3\xa9"); /* é */
+    post_intel(w.officer, wide, body, &a);
+    ck_assert_msg(a.status == 201, "%d %s", a.status, a.body);
+    https_response_clear(&a);
+    strcat(wide, "x");
+    post_intel(w.officer, wide, body, &a);
+    itest_assert_problem(&a, 422, "Idempotency-Key");
+    https_response_clear(&a);
+
+    /* an X-Purpose that is not UTF-8 is left out, like one too long: the route's own */
+    char auth[256];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w.officer);
+    const char *h[] = {auth, "Content-Type: application/json", "X-Purpose: \xff", NULL};
+    itest_request(&srv, "POST", "/v1/intelligence", h, body, &a);
+    ck_assert_msg(a.status == 201, "%d %s", a.status, a.body);
+    json_object *o = itest_json(&a);
+    char sql2[256];
+    snprintf(sql2, sizeof(sql2),
+             "SELECT raise_sequence_audit() >= 0 AND (SELECT purpose FROM audit_log WHERE "
+             "record_id = '%s' AND action = 'intelligence.create') = 'sharing intelligence'",
+             itest_jstr(o, "id"));
+    json_object_put(o);
+    https_response_clear(&a);
+    char *purpose_ok = itest_sql_value(sql2);
+    ck_assert_str_eq(purpose_ok, "t");
+    free(purpose_ok);
+    free(count0);
+    free(count1);
     free(body);
     free(subject);
 }

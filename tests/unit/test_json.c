@@ -63,12 +63,40 @@ START_TEST(pg_array_round_trip)
 }
 END_TEST
 
+/* Headers do not come through the JSON parser; PostgreSQL refuses what is not UTF-8. */
+static const struct {
+    const char *s;
+    int ok;
+} utf8[] = {
+    {"", 1},
+    {"plain ascii", 1},
+    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 1}, /* 2, 3 and 4 bytes */
+    {"\xef\xbf\xbf \xf4\x8f\xbf\xbf", 1},             /* U+FFFF, U+10FFFF */
+    {"\xff\xfe", 0},                                  /* never in UTF-8 */
+    {"\x80", 0},                                      /* a continuation byte first */
+    {"\xc3", 0},                                      /* cut short */
+    {"\xe2\x82", 0},                                  /* cut short */
+    {"\xc0\xaf", 0},                                  /* overlong "/" */
+    {"\xe0\x80\xaf", 0},                              /* overlong, 3 bytes */
+    {"\xf0\x80\x80\xaf", 0},                          /* overlong, 4 bytes */
+    {"\xed\xa0\x80", 0},                              /* a surrogate, U+D800 */
+    {"\xf4\x90\x80\x80", 0},                          /* past U+10FFFF */
+    {"\xf5\x80\x80\x80", 0},                          /* a lead byte past f4 */
+};
+
+START_TEST(utf8_table)
+{
+    ck_assert_msg(json_utf8_valid(utf8[_i].s) == utf8[_i].ok, "case %d", _i);
+}
+END_TEST
+
 Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("json");
     tcase_add_loop_test(tc, parse_body_table, 0, sizeof(bodies) / sizeof(bodies[0]));
     tcase_add_test(tc, pg_array_round_trip);
+    tcase_add_loop_test(tc, utf8_table, 0, sizeof(utf8) / sizeof(utf8[0]));
     suite_add_tcase(s, tc);
     return s;
 }
