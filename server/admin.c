@@ -108,7 +108,7 @@ static const struct json_field user_patch_fields[] = {
 /* clang-format off */
 #define USER_COLS                                                                                  \
     "u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "                            \
-    AUTH_MANAGED_HUBS("u") " AS hub_ids"
+    AUTH_HUB_LINKS("u") " AS hub_ids"
 /* clang-format on */
 
 /* clang-format off */
@@ -226,7 +226,7 @@ static const char user_patch_sql[] =
     "ev AS (INSERT INTO event_queue (type, record_id) SELECT 'account.changed', id FROM u), "
         AUDIT_CTE("$7", "'user.update'", "'ok'", "'user'", "u.id::text", "NULL", "NULL", ", u")
     " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
-    "       CASE WHEN $6::uuid[] IS NULL THEN " AUTH_MANAGED_HUBS("u") " "
+    "       CASE WHEN $6::uuid[] IS NULL THEN " AUTH_HUB_LINKS("u") " "
     "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
     "       AS hub_ids FROM u";
 /* clang-format on */

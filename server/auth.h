@@ -21,10 +21,16 @@ struct json_object;
 #define AUTH_SESSION_LIVE(s)                                                                       \
     s ".revoked_at IS NULL AND " s ".expires_at > now() AND " s                                    \
       ".last_seen > now() - " AUTH_IDLE_EXPIRY
-/* SQL expression: the hubs user row u manages, as an array ('{}' for none), in id order. */
-#define AUTH_MANAGED_HUBS(u)                                                                       \
+/* SQL expression: the hubs user row u is linked to, as an array ('{}' for none), in id
+ * order, whatever its role (an admin's view of the user). */
+#define AUTH_HUB_LINKS(u)                                                                          \
     "coalesce((SELECT array_agg(h.hub_id ORDER BY h.hub_id) FROM hub_managers h "                  \
     "WHERE h.user_id = " u ".id), '{}')"
+/* SQL expression: the hubs user row u manages, as rights: its links while its role is
+ * hub_manager, else none. PATCH /v1/users keeps the links when the role changes, and a hub
+ * manager made a practitioner kept seeing every young person of the hub (found in review). */
+#define AUTH_MANAGED_HUBS(u)                                                                       \
+    "CASE WHEN " u ".role = 'hub_manager' THEN " AUTH_HUB_LINKS(u) " ELSE '{}' END"
 
 /* How the caller proved who they are. */
 enum auth_via { AUTH_VIA_TOKEN, AUTH_VIA_COOKIE, AUTH_VIA_CERTIFICATE };

@@ -342,7 +342,7 @@ static const char patch_sql[] =
     "chk AS (SELECT m.id, m.hub_id, m.hub_id = ANY($3::uuid[]) AS mine, m.status, "
     "  ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM hub_managers hm JOIN users cu ON "
     "    cu.id = hm.user_id WHERE hm.hub_id = m.hub_id AND hm.user_id = $9::uuid AND "
-    "    cu.active)) AS chair_ok, "
+    "    cu.active AND cu.role = 'hub_manager')) AS chair_ok, "
     "  (SELECT count(*) FROM unnest($10::uuid[]) x WHERE x NOT IN "
     "    (SELECT id FROM subjects WHERE hub_id = m.hub_id)) AS bad_add, "
     "  (SELECT count(*) FROM jsonb_array_elements($14::jsonb) e WHERE (e->>'subject_id')::uuid "

@@ -132,6 +132,47 @@ START_TEST(create_and_see_by_need_to_know)
 }
 END_TEST
 
+/* Hub links count as rights only while the user is a hub manager: PATCH /v1/users keeps
+ * them when the role changes, and a manager made a practitioner kept seeing every young
+ * person of the hub (found in review). The admin still sees the links; they count again if
+ * the user is made a hub manager again. */
+START_TEST(hub_links_count_only_for_hub_managers)
+{
+    char team[128], path[128], upath[128], sql[160];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+    char *id = new_subject(w.hub, team, "Morgan"), *uid = NULL;
+    char *mgr = itest_new_user(&srv, w.admin, w.hub_agency, "hub_manager", w.hub, &uid);
+    snprintf(path, sizeof(path), "/v1/subjects/%s", id);
+    snprintf(upath, sizeof(upath), "/v1/users/%s", uid);
+    ck_assert_int_eq(status_of(mgr, "GET", path, NULL), 200);
+
+    struct https_response r = {0};
+    itest_call(&srv, w.admin, "PATCH", upath, "{\"role\":\"practitioner\"}", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, w.hub) != NULL, "the admin's view lost the link: %s", r.body);
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(mgr, "GET", path, NULL), 404);
+    snprintf(sql, sizeof(sql), "/v1/subjects?hub_id=%s", w.hub);
+    itest_call(&srv, mgr, "GET", sql, NULL, &r);
+    ck_assert_str_eq(r.body, "{\"items\":[],\"next\":null}\n");
+    https_response_clear(&r);
+    itest_call(&srv, mgr, "GET", "/v1/me", NULL, &r);
+    json_object *o = itest_json(&r), *hubs;
+    ck_assert(json_object_object_get_ex(o, "hub_ids", &hubs));
+    ck_assert_int_eq(json_object_array_length(hubs), 0);
+    json_object_put(o);
+    https_response_clear(&r);
+
+    itest_call(&srv, w.admin, "PATCH", upath, "{\"role\":\"hub_manager\"}", &r);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+    ck_assert_int_eq(status_of(mgr, "GET", path, NULL), 200);
+    free(mgr);
+    free(uid);
+    free(id);
+}
+END_TEST
+
 START_TEST(team_change_takes_effect_at_once)
 {
     char team[256], path[128], body[256];
@@ -702,6 +743,7 @@ Suite *subjects_suite(void)
     tcase_add_unchecked_fixture(tc, start, stop);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, create_and_see_by_need_to_know);
+    tcase_add_test(tc, hub_links_count_only_for_hub_managers);
     tcase_add_test(tc, team_change_takes_effect_at_once);
     tcase_add_test(tc, list_search_and_pages);
     tcase_add_loop_test(tc, bad_subjects_write_nothing, 0, sizeof(bad) / sizeof(bad[0]));
