@@ -187,15 +187,25 @@ void subjects_get(struct http_req *r)
     res_get_visible(r, read_sql, res_updated);
 }
 
-/* ---- PATCH: the hub's managers change status, key worker or team; the change is streamed */
+/* ---- PATCH: the hub's managers change status, key worker or team; the change is streamed
+ *
+ * Two PATCHes of one young person at once: the second waits for the first's row lock, but
+ * the rest of its statement still reads the team as it was when the statement began, so it
+ * could not delete the agency the first had just added (team [C], PATCHes [A] and [B] at
+ * once: the stored team became [A, B] while the reply said [B]; found in review). So the
+ * update only takes the row in the version the statement read (xmin): if another change
+ * came in between, nothing is written, and the statement runs again with a fresh view
+ * (PATCH_TRIES, then 409). The last PATCH wins whole, as each one's reply says. */
+#define PATCH_TRIES 3
 
 /* clang-format off */
 static const char patch_sql[] =
-    "WITH target AS (SELECT s.id, s.hub_id = ANY($6::uuid[]) AS mine, "
+    "WITH target AS (SELECT s.id, s.xmin AS version, s.hub_id = ANY($6::uuid[]) AS mine, "
     "  " SUBJECT_VISIBLE("s", "$5", "$6") " AS visible FROM subjects s WHERE s.id = $1), "
     "u AS (UPDATE subjects SET status = coalesce($2, status), "
     "      key_worker = coalesce($3, key_worker), updated_at = now() FROM target "
-    "      WHERE subjects.id = target.id AND target.mine RETURNING subjects.*), "
+    "      WHERE subjects.id = target.id AND target.mine AND subjects.xmin = target.version "
+    "      RETURNING subjects.*), "
     "gone AS (DELETE FROM subject_team WHERE $4::uuid[] IS NOT NULL "
     "         AND subject_id IN (SELECT id FROM u) AND agency_id <> ALL($4::uuid[])), "
     "added AS (INSERT INTO subject_team (subject_id, agency_id) "
@@ -212,8 +222,32 @@ static const char patch_sql[] =
         "LEFT JOIN u ON u.id = target.id";
 /* clang-format on */
 
+struct patch {
+    char *params[7]; /* owned */
+    int tries;
+};
+
+static void patch_free(void *p)
+{
+    struct patch *a = p;
+    for (int i = 0; i < 7; i++)
+        free(a->params[i]);
+    free(a);
+}
+
+static void patched(struct http_req *r, enum db_status st, PGresult *res);
+
+static void send_patch(struct http_req *r, struct patch *a)
+{
+    a->tries++;
+    r->handler_data = a; /* freed with r if the reply never comes back to us */
+    r->handler_free = patch_free;
+    http_query(r, patch_sql, 7, (const char *const *)a->params, patched);
+}
+
 static void patched(struct http_req *r, enum db_status st, PGresult *res)
 {
+    struct patch *a = r->handler_data;
     if (st != DB_OK) {
         res_reply_error(r, res);
         return;
@@ -224,6 +258,14 @@ static void patched(struct http_req *r, enum db_status st, PGresult *res)
     }
     if (PQgetvalue(res, 0, 0)[0] != 't') {
         http_reply_error(r, 403, "only the managers of this young person's hub may change it");
+        return;
+    }
+    if (PQgetisnull(res, 0, 2)) { /* changed since the statement read it: nothing written */
+        if (a->tries < PATCH_TRIES) {
+            send_patch(r, a);
+            return;
+        }
+        http_reply_error(r, 409, "this young person is being changed by someone else; try again");
         return;
     }
     http_reply_json(r, 200, res_row_json(res, 0));
@@ -239,17 +281,16 @@ void subjects_update(struct http_req *r)
         free(id);
         return;
     }
-    char *team = json_uuid_array_literal(o, "team"), *ctx = audit_context(r);
-    const char *params[] = {id,
-                            json_has(o, "status") ? json_str(o, "status") : NULL,
-                            json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL,
-                            team,
-                            r->user->agency_id,
-                            r->user->hub_ids,
-                            ctx};
-    http_query(r, patch_sql, 7, params, patched);
-    free(team);
-    free(ctx);
-    free(id);
+    struct patch *a = xcalloc(1, sizeof(*a));
+    const char *status = json_has(o, "status") ? json_str(o, "status") : NULL;
+    const char *key_worker = json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL;
+    a->params[0] = id;
+    a->params[1] = status ? xstrdup(status) : NULL;
+    a->params[2] = key_worker ? xstrdup(key_worker) : NULL;
+    a->params[3] = json_uuid_array_literal(o, "team");
+    a->params[4] = xstrdup(r->user->agency_id);
+    a->params[5] = xstrdup(r->user->hub_ids);
+    a->params[6] = audit_context(r);
     json_object_put(o);
+    send_patch(r, a);
 }

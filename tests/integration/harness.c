@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -42,8 +43,8 @@ int itest_sh(const char *fmt, ...)
 
 int itest_sql(const char *sql)
 {
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/sql.%d", itest.dir, getpid());
+    char path[PATH_MAX + 48];
+    snprintf(path, sizeof(path), "%s/sql.%d.%ld", itest.dir, getpid(), (long)syscall(SYS_gettid));
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fputs(sql, f);
@@ -64,8 +65,8 @@ static const char sequenced_sql[] =
 
 char *itest_sql_value(const char *sql)
 {
-    char path[PATH_MAX + 16], cmd[PATH_MAX * 2 + 512];
-    snprintf(path, sizeof(path), "%s/sql.%d", itest.dir, getpid());
+    char path[PATH_MAX + 48], cmd[PATH_MAX * 2 + 512];
+    snprintf(path, sizeof(path), "%s/sql.%d.%ld", itest.dir, getpid(), (long)syscall(SYS_gettid));
     FILE *f = fopen(path, "w");
     fputs(sequenced_sql, f);
     fputs(sql, f);

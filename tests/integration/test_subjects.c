@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,65 @@ START_TEST(team_change_takes_effect_at_once)
     /* only the hub's managers may change it: visible to the nurse but forbidden */
     ck_assert_int_eq(status_of(w.nurse, "PATCH", path, "{\"status\":\"care_leaver\"}"), 403);
     ck_assert_int_eq(status_of(w.mgr2, "PATCH", path, "{\"status\":\"care_leaver\"}"), 404);
+    free(id);
+}
+END_TEST
+
+/* Holds the young person's row in a transaction of its own that puts the police on the team
+ * alone (as a PATCH of [police] would), for 2 s. */
+static void *team_by_hand(void *sql)
+{
+    itest_sql(sql);
+    return NULL;
+}
+
+/* Two changes of one team at once: the one that waited for the other's row lock must not
+ * keep what the other added (team [health]; [police] and then [education] at once: the stored
+ * team was [police, education] while the second reply said [education]; found in review). */
+START_TEST(concurrent_team_changes_last_one_wins)
+{
+    char team[128], path[128], body[256], sql[1024];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+    char *id = new_subject(w.hub, team, "Sam");
+    char *other = itest_new_agency(&srv, w.admin, "education"); /* on no one else's team */
+    snprintf(path, sizeof(path), "/v1/subjects/%s", id);
+    snprintf(sql, sizeof(sql),
+             "SET application_name = 'team-race-%s'; BEGIN; "
+             "UPDATE subjects SET updated_at = now() WHERE id = '%s'; "
+             "DELETE FROM subject_team WHERE subject_id = '%s'; "
+             "INSERT INTO subject_team (subject_id, agency_id) VALUES ('%s', '%s'); "
+             "SELECT pg_sleep(2); COMMIT;",
+             id, id, id, id, w.police);
+    pthread_t t;
+    pthread_create(&t, NULL, team_by_hand, sql);
+    char wait_sql[256], *n = NULL;
+    snprintf(wait_sql, sizeof(wait_sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'team-race-%s' "
+             "AND query LIKE '%%pg_sleep%%'",
+             id);
+    for (int i = 0; i < 100 && (n == NULL || strcmp(n, "1") != 0); i++) {
+        free(n);
+        itest_sleep_ms(20);
+        n = itest_sql_value(wait_sql);
+    }
+    ck_assert_str_eq(n, "1"); /* it holds the row now: the PATCH waits for it */
+    free(n);
+    snprintf(body, sizeof(body), "{\"team\":[\"%s\"]}", other);
+    struct https_response r = {0};
+    itest_call(&srv, w.mgr, "PATCH", path, body, &r);
+    pthread_join(t, NULL);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r), *got;
+    ck_assert(json_object_object_get_ex(o, "team", &got) && json_object_array_length(got) == 1);
+    json_object_put(o);
+    https_response_clear(&r);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(agency_id::text, ',') FROM subject_team WHERE subject_id = '%s'",
+             id);
+    n = itest_sql_value(sql);
+    ck_assert_str_eq(n, other); /* not the police too */
+    free(n);
+    free(other);
     free(id);
 }
 END_TEST
@@ -745,6 +805,7 @@ Suite *subjects_suite(void)
     tcase_add_test(tc, create_and_see_by_need_to_know);
     tcase_add_test(tc, hub_links_count_only_for_hub_managers);
     tcase_add_test(tc, team_change_takes_effect_at_once);
+    tcase_add_test(tc, concurrent_team_changes_last_one_wins);
     tcase_add_test(tc, list_search_and_pages);
     tcase_add_loop_test(tc, bad_subjects_write_nothing, 0, sizeof(bad) / sizeof(bad[0]));
     tcase_add_test(tc, age_reference_and_hub_rules);
