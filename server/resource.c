@@ -255,3 +255,53 @@ void res_reply_document(struct http_req *r, enum db_status st, PGresult *res)
     }
     http_reply_json(r, (int)(long)r->handler_data, json_tokener_parse(PQgetvalue(res, 0, 0)));
 }
+
+/* ---- statements that may run again */
+
+#define KEPT_MAX_PARAMS 16
+
+struct kept {
+    const char *sql; /* static */
+    http_db_cb cb;
+    int nparams, runs;
+    char *params[KEPT_MAX_PARAMS]; /* owned */
+};
+
+static void kept_free(void *p)
+{
+    struct kept *k = p;
+    for (int i = 0; i < k->nparams; i++)
+        free(k->params[i]);
+    free(k);
+}
+
+static void kept_send(struct http_req *r, struct kept *k)
+{
+    k->runs++;
+    r->handler_data = k; /* freed with r (req_free), however it ends */
+    r->handler_free = kept_free;
+    http_query(r, k->sql, k->nparams, (const char *const *)k->params, k->cb);
+}
+
+void res_query_kept(struct http_req *r, const char *sql, int nparams, const char *const *params,
+                    http_db_cb cb)
+{
+    if (nparams > KEPT_MAX_PARAMS)
+        abort(); /* a programming error */
+    struct kept *k = xcalloc(1, sizeof(*k));
+    k->sql = sql;
+    k->cb = cb;
+    k->nparams = nparams;
+    for (int i = 0; i < nparams; i++)
+        k->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+    kept_send(r, k);
+}
+
+int res_query_again(struct http_req *r, int most)
+{
+    struct kept *k = r->handler_data;
+    if (k == NULL || r->handler_free != kept_free || k->runs >= most)
+        return 0;
+    kept_send(r, k);
+    return 1;
+}

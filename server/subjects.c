@@ -222,32 +222,8 @@ static const char patch_sql[] =
         "LEFT JOIN u ON u.id = target.id";
 /* clang-format on */
 
-struct patch {
-    char *params[7]; /* owned */
-    int tries;
-};
-
-static void patch_free(void *p)
-{
-    struct patch *a = p;
-    for (int i = 0; i < 7; i++)
-        free(a->params[i]);
-    free(a);
-}
-
-static void patched(struct http_req *r, enum db_status st, PGresult *res);
-
-static void send_patch(struct http_req *r, struct patch *a)
-{
-    a->tries++;
-    r->handler_data = a; /* freed with r if the reply never comes back to us */
-    r->handler_free = patch_free;
-    http_query(r, patch_sql, 7, (const char *const *)a->params, patched);
-}
-
 static void patched(struct http_req *r, enum db_status st, PGresult *res)
 {
-    struct patch *a = r->handler_data;
     if (st != DB_OK) {
         res_reply_error(r, res);
         return;
@@ -261,11 +237,9 @@ static void patched(struct http_req *r, enum db_status st, PGresult *res)
         return;
     }
     if (PQgetisnull(res, 0, 2)) { /* changed since the statement read it: nothing written */
-        if (a->tries < PATCH_TRIES) {
-            send_patch(r, a);
-            return;
-        }
-        http_reply_error(r, 409, "this young person is being changed by someone else; try again");
+        if (!res_query_again(r, PATCH_TRIES))
+            http_reply_error(r, 409,
+                             "this young person is being changed by someone else; try again");
         return;
     }
     http_reply_json(r, 200, res_row_json(res, 0));
@@ -281,16 +255,17 @@ void subjects_update(struct http_req *r)
         free(id);
         return;
     }
-    struct patch *a = xcalloc(1, sizeof(*a));
-    const char *status = json_has(o, "status") ? json_str(o, "status") : NULL;
-    const char *key_worker = json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL;
-    a->params[0] = id;
-    a->params[1] = status ? xstrdup(status) : NULL;
-    a->params[2] = key_worker ? xstrdup(key_worker) : NULL;
-    a->params[3] = json_uuid_array_literal(o, "team");
-    a->params[4] = xstrdup(r->user->agency_id);
-    a->params[5] = xstrdup(r->user->hub_ids);
-    a->params[6] = audit_context(r);
+    char *team = json_uuid_array_literal(o, "team"), *ctx = audit_context(r);
+    const char *params[] = {id,
+                            json_has(o, "status") ? json_str(o, "status") : NULL,
+                            json_has(o, "key_worker") ? json_str(o, "key_worker") : NULL,
+                            team,
+                            r->user->agency_id,
+                            r->user->hub_ids,
+                            ctx};
+    res_query_kept(r, patch_sql, 7, params, patched);
+    free(team);
+    free(ctx);
+    free(id);
     json_object_put(o);
-    send_patch(r, a);
 }
