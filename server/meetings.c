@@ -334,12 +334,22 @@ static int check_array(json_object *o, const char *key, const struct json_field 
 }
 
 /* $1 id $2 agency $3 hubs $4 user $5 title $6 scheduled_for $7 location $8 location given
- * $9 chair $10 add $11 remove $12 invited $13 attendance $14 minutes $15 ctx */
+ * $9 chair $10 add $11 remove $12 invited $13 attendance $14 minutes $15 ctx
+ *
+ * Two PATCHes of one meeting at once: the second waits for the first's lock (FOR UPDATE),
+ * which then gives it the row as the first left it, but the rest of its statement reads
+ * the meeting's lists as they were when it began. Its "replace the invited agencies" and
+ * "replace the attendance" then kept what the first had added: two attendance lists became
+ * one list of both (found in review). So the statement writes only if the row it locked
+ * is the version it began with (fresh: xmin), and otherwise runs again with a fresh view
+ * (PATCH_TRIES, then 409). */
+#define PATCH_TRIES 3
 /* clang-format off */
 static const char patch_sql[] =
-    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3")
-        " FOR UPDATE), "
+    "WITH m AS (SELECT m.*, m.xmin AS version FROM meetings m WHERE m.id = $1 AND "
+        MEETING_VISIBLE("m", "$2", "$3") " FOR UPDATE), "
     "chk AS (SELECT m.id, m.hub_id, m.hub_id = ANY($3::uuid[]) AS mine, m.status, "
+    "  m.version = (SELECT xmin FROM meetings WHERE id = $1) AS fresh, "
     "  ($9::uuid IS NULL OR EXISTS (SELECT 1 FROM hub_managers hm JOIN users cu ON "
     "    cu.id = hm.user_id WHERE hm.hub_id = m.hub_id AND hm.user_id = $9::uuid AND "
     "    cu.active AND cu.role = 'hub_manager')) AS chair_ok, "
@@ -356,7 +366,7 @@ static const char patch_sql[] =
     "    AND NOT EXISTS (SELECT 1 FROM users au WHERE au.id = (e->>'user_id')::uuid AND "
     "    au.agency_id = (e->>'agency_id')::uuid))) AS bad_attendance "
     "  FROM m), "
-    "ok AS (SELECT * FROM chk WHERE mine AND status <> 'closed' AND chair_ok AND bad_add = 0 "
+    "ok AS (SELECT * FROM chk WHERE fresh AND mine AND status <> 'closed' AND chair_ok AND bad_add = 0 "
     "  AND bad_minutes = 0 AND bad_invited = 0 AND bad_attendance = 0 AND (status = "
     "  'scheduled' OR ($6::text IS NULL AND $10::uuid[] IS NULL AND $11::uuid[] IS NULL))), "
     "u AS (UPDATE meetings SET title = coalesce($5, title), scheduled_for = "
@@ -391,7 +401,7 @@ static const char patch_sql[] =
         AUDIT_CTE("$15", "'meeting.update'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
     " SELECT chk.mine, chk.status, chk.chair_ok, chk.bad_add, chk.bad_minutes, chk.bad_invited, "
-    "  chk.bad_attendance, u.id FROM chk LEFT JOIN u ON u.id = chk.id";
+    "  chk.bad_attendance, u.id, chk.fresh FROM chk LEFT JOIN u ON u.id = chk.id";
 /* clang-format on */
 
 static void patched(struct http_req *r, enum db_status st, PGresult *res)
@@ -406,6 +416,11 @@ static void patched(struct http_req *r, enum db_status st, PGresult *res)
     }
     if (!PQgetisnull(res, 0, 7)) {
         reply_meeting(r, PQgetvalue(res, 0, 7), 200);
+        return;
+    }
+    if (PQgetvalue(res, 0, 8)[0] != 't') { /* changed meanwhile: nothing written (above) */
+        if (!res_query_again(r, PATCH_TRIES))
+            http_reply_error(r, 409, "this meeting is being changed by someone else; try again");
         return;
     }
     const char *status = PQgetvalue(res, 0, 1);
@@ -521,7 +536,7 @@ void meetings_update(struct http_req *r)
                             att_text,
                             min_text,
                             ctx};
-    http_query(r, patch_sql, 15, params, patched);
+    res_query_kept(r, patch_sql, 15, params, patched);
     free(inv);
     free(ctx);
     free(att_text);

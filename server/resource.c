@@ -267,6 +267,11 @@ struct kept {
     char *params[KEPT_MAX_PARAMS]; /* owned */
 };
 
+/* While a kept statement's callback runs, the statement; res_query_again takes it from here.
+ * The callback has handler_data to itself (reply helpers use it), and it may end r. */
+static _Thread_local struct kept *kept_now;
+static _Thread_local int kept_resent;
+
 static void kept_free(void *p)
 {
     struct kept *k = p;
@@ -275,12 +280,25 @@ static void kept_free(void *p)
     free(k);
 }
 
+static void kept_done(struct http_req *r, enum db_status st, PGresult *res)
+{
+    struct kept *k = r->handler_data;
+    r->handler_data = NULL;
+    r->handler_free = NULL;
+    kept_now = k;
+    kept_resent = 0;
+    k->cb(r, st, res);
+    kept_now = NULL;
+    if (!kept_resent) /* else it is r's again, or freed with r if sending failed */
+        kept_free(k);
+}
+
 static void kept_send(struct http_req *r, struct kept *k)
 {
     k->runs++;
-    r->handler_data = k; /* freed with r (req_free), however it ends */
+    r->handler_data = k; /* freed with r if r ends before the answer */
     r->handler_free = kept_free;
-    http_query(r, k->sql, k->nparams, (const char *const *)k->params, k->cb);
+    http_query(r, k->sql, k->nparams, (const char *const *)k->params, kept_done);
 }
 
 void res_query_kept(struct http_req *r, const char *sql, int nparams, const char *const *params,
@@ -299,9 +317,11 @@ void res_query_kept(struct http_req *r, const char *sql, int nparams, const char
 
 int res_query_again(struct http_req *r, int most)
 {
-    struct kept *k = r->handler_data;
-    if (k == NULL || r->handler_free != kept_free || k->runs >= most)
+    struct kept *k = kept_now;
+    if (k == NULL || k->runs >= most)
         return 0;
+    kept_now = NULL;
+    kept_resent = 1;
     kept_send(r, k);
     return 1;
 }

@@ -48,12 +48,13 @@ void res_reply_document(struct http_req *r, enum db_status st, PGresult *res);
 /* The {id} path parameter (lowercased, owned); NULL after a 404 if it is not a UUID. */
 char *res_path_id(struct http_req *r);
 /* A statement that may have to run again (res_query_again): like http_query, but its
- * parameters are copied and kept with the request (as handler_data) until it ends. */
+ * parameters are copied and kept until its callback has returned without running it again.
+ * The callback has handler_data to itself. */
 void res_query_kept(struct http_req *r, const char *sql, int nparams, const char *const *params,
                     http_db_cb cb);
 /* From the kept statement's callback: run it once more if it has run fewer than most times
- * (1: sent, the callback comes again; 0: not). For a statement that found its row changed
- * since it began and wrote nothing. */
+ * (1: sent, the callback comes again; 0: not, and nothing is sent). For a statement that
+ * found its row changed since it began and wrote nothing. */
 int res_query_again(struct http_req *r, int most);
 
 #endif

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -444,4 +445,42 @@ char *itest_new_user(const struct itest_server *s, const char *admin, const char
     else
         free(id);
     return itest_login(s, name, "long enough secret");
+}
+
+struct itest_hold {
+    pthread_t thread;
+    char *sql;
+};
+
+static void *hold_run(void *arg)
+{
+    itest_sql(((struct itest_hold *)arg)->sql);
+    return NULL;
+}
+
+struct itest_hold *itest_hold_start(const char *tag, const char *sql)
+{
+    struct itest_hold *h = xcalloc(1, sizeof(*h));
+    h->sql = xasprintf("SET application_name = '%s'; %s", tag, sql);
+    ck_assert_int_eq(pthread_create(&h->thread, NULL, hold_run, h), 0);
+    char *wait = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                           "AND query LIKE '%%pg_sleep%%'",
+                           tag),
+         *n = NULL;
+    for (int i = 0; i < 250 && (n == NULL || strcmp(n, "1") != 0); i++) {
+        free(n);
+        itest_sleep_ms(20);
+        n = itest_sql_value(wait);
+    }
+    ck_assert_msg(n != NULL && strcmp(n, "1") == 0, "%s never reached its pg_sleep", tag);
+    free(n);
+    free(wait);
+    return h;
+}
+
+void itest_hold_end(struct itest_hold *h)
+{
+    pthread_join(h->thread, NULL);
+    free(h->sql);
+    free(h);
 }

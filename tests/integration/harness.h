@@ -49,6 +49,12 @@ int itest_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int itest_sql(const char *sql);
 /* First line of psql -tA output for sql (owned) or NULL. */
 char *itest_sql_value(const char *sql);
+/* Run sql (statements that take locks, then pg_sleep, then COMMIT) on a thread of its own,
+ * and return once it is in its pg_sleep: what it locked stays locked until it commits, for a
+ * request sent now to wait for. tag names it (application_name). itest_hold_end waits for it
+ * to finish. */
+struct itest_hold *itest_hold_start(const char *tag, const char *sql);
+void itest_hold_end(struct itest_hold *h);
 /* 1 if the file contains the text. */
 int itest_file_contains(const char *path, const char *text);
 /* Milliseconds sleep. */

@@ -489,6 +489,46 @@ START_TEST(start_fixes_agenda_close_locks)
 }
 END_TEST
 
+/* Two changes of one meeting's attendance at once: the one that waited for the other's lock
+ * must replace the list whole, not add to what the other wrote (two lists became one list of
+ * both; found in review). The other change is made by hand here, in a transaction that holds
+ * the meeting's row for 2 s while the PATCH waits. */
+START_TEST(concurrent_attendance_changes_do_not_merge)
+{
+    char team[256], subjects[256], invited[256], path[256], body[512], sql[1024], *n;
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *a = new_subject("Fay", team);
+    snprintf(subjects, sizeof(subjects), "[\"%s\"]", a);
+    snprintf(invited, sizeof(invited), "[\"%s\"]", w.police);
+    char *m = new_meeting(subjects, invited);
+    snprintf(path, sizeof(path), "/v1/meetings/%s", m);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "attendance-race-%.36s", m);
+    snprintf(sql, sizeof(sql),
+             "BEGIN; UPDATE meetings SET updated_at = now() WHERE id = '%s'; "
+             "DELETE FROM meeting_attendance WHERE meeting_id = '%s'; "
+             "INSERT INTO meeting_attendance (meeting_id, position, name, agency_id) "
+             "VALUES ('%s', 1, 'By hand', '%s'); SELECT pg_sleep(2); COMMIT;",
+             m, m, m, w.police);
+    struct itest_hold *h = itest_hold_start(tag, sql);
+    snprintf(body, sizeof(body),
+             "{\"attendance\":[{\"name\":\"PC Patched\",\"agency_id\":\"%s\"}]}", w.police);
+    json_object *o = call(w.mgr, "PATCH", path, body, 200); /* waits for the hold */
+    itest_hold_end(h);
+    ck_assert_int_eq(json_object_array_length(member(o, "attendance")), 1);
+    json_object_put(o);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(name, ',' ORDER BY position) FROM meeting_attendance WHERE "
+             "meeting_id = '%s'",
+             m);
+    n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "PC Patched"); /* not "By hand" too */
+    free(n);
+    free(m);
+    free(a);
+}
+END_TEST
+
 START_TEST(formats_escape_everything)
 {
     char team[256], subjects[256], invited[256];
@@ -669,6 +709,7 @@ Suite *meetings_suite(void)
     tcase_add_test(tc, schedule_rules_and_visibility);
     tcase_add_test(tc, agenda_groups_orders_and_hides);
     tcase_add_test(tc, start_fixes_agenda_close_locks);
+    tcase_add_test(tc, concurrent_attendance_changes_do_not_merge);
     tcase_add_test(tc, formats_escape_everything);
     tcase_add_test(tc, suggestions_rank_with_reasons);
     tcase_add_test(tc, agenda_round_trips_are_constant);

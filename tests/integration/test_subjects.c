@@ -5,7 +5,6 @@
 
 #include <check.h>
 #include <json-c/json.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,14 +209,6 @@ START_TEST(team_change_takes_effect_at_once)
 }
 END_TEST
 
-/* Holds the young person's row in a transaction of its own that puts the police on the team
- * alone (as a PATCH of [police] would), for 2 s. */
-static void *team_by_hand(void *sql)
-{
-    itest_sql(sql);
-    return NULL;
-}
-
 /* Two changes of one team at once: the one that waited for the other's row lock must not
  * keep what the other added (team [health]; [police] and then [education] at once: the stored
  * team was [police, education] while the second reply said [education]; found in review). */
@@ -228,31 +219,20 @@ START_TEST(concurrent_team_changes_last_one_wins)
     char *id = new_subject(w.hub, team, "Sam");
     char *other = itest_new_agency(&srv, w.admin, "education"); /* on no one else's team */
     snprintf(path, sizeof(path), "/v1/subjects/%s", id);
+    /* by hand, as a PATCH of [police] would: the row stays locked for 2 s */
+    char tag[64];
+    snprintf(tag, sizeof(tag), "team-race-%.36s", id);
     snprintf(sql, sizeof(sql),
-             "SET application_name = 'team-race-%s'; BEGIN; "
-             "UPDATE subjects SET updated_at = now() WHERE id = '%s'; "
+             "BEGIN; UPDATE subjects SET updated_at = now() WHERE id = '%s'; "
              "DELETE FROM subject_team WHERE subject_id = '%s'; "
              "INSERT INTO subject_team (subject_id, agency_id) VALUES ('%s', '%s'); "
              "SELECT pg_sleep(2); COMMIT;",
-             id, id, id, id, w.police);
-    pthread_t t;
-    pthread_create(&t, NULL, team_by_hand, sql);
-    char wait_sql[256], *n = NULL;
-    snprintf(wait_sql, sizeof(wait_sql),
-             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'team-race-%s' "
-             "AND query LIKE '%%pg_sleep%%'",
-             id);
-    for (int i = 0; i < 100 && (n == NULL || strcmp(n, "1") != 0); i++) {
-        free(n);
-        itest_sleep_ms(20);
-        n = itest_sql_value(wait_sql);
-    }
-    ck_assert_str_eq(n, "1"); /* it holds the row now: the PATCH waits for it */
-    free(n);
+             id, id, id, w.police);
+    struct itest_hold *h = itest_hold_start(tag, sql);
     snprintf(body, sizeof(body), "{\"team\":[\"%s\"]}", other);
     struct https_response r = {0};
-    itest_call(&srv, w.mgr, "PATCH", path, body, &r);
-    pthread_join(t, NULL);
+    itest_call(&srv, w.mgr, "PATCH", path, body, &r); /* waits for the hold */
+    itest_hold_end(h);
     ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
     json_object *o = itest_json(&r), *got;
     ck_assert(json_object_object_get_ex(o, "team", &got) && json_object_array_length(got) == 1);
@@ -261,7 +241,7 @@ START_TEST(concurrent_team_changes_last_one_wins)
     snprintf(sql, sizeof(sql),
              "SELECT string_agg(agency_id::text, ',') FROM subject_team WHERE subject_id = '%s'",
              id);
-    n = itest_sql_value(sql);
+    char *n = itest_sql_value(sql);
     ck_assert_str_eq(n, other); /* not the police too */
     free(n);
     free(other);
