@@ -150,6 +150,8 @@ static void hash_run(void *p)
     j->hash = password_hash(j->password);
 }
 
+static void user_patched(struct http_req *r, enum db_status st, PGresult *res);
+
 static void hash_done(void *p)
 {
     struct hash_job *j = p;
@@ -164,8 +166,10 @@ static void hash_done(void *p)
             free(j->params[i]);
             j->params[i] = xstrdup(j->hash);
         }
-    http_query(r, j->sql, j->nparams, (const char *const *)j->params,
-               j->sql == user_insert_sql ? res_created : res_updated);
+    if (j->sql == user_insert_sql)
+        http_query(r, j->sql, j->nparams, (const char *const *)j->params, res_created);
+    else
+        res_query_kept(r, j->sql, j->nparams, (const char *const *)j->params, user_patched);
     hash_job_free(j);
 }
 
@@ -209,13 +213,17 @@ void users_list(struct http_req *r)
 
 /* Deactivating or a new password revokes every session of the user in the same statement;
  * every change queues an account.changed event, on which the user's open streams re-read
- * their rights at once (stream.c). */
+ * their rights at once (stream.c). The update takes the row only in the version the
+ * statement read (xmin), so that two PATCHes at once cannot merge their hub links (as the
+ * subjects' PATCH explains); otherwise it writes nothing and runs again (user_patched). */
 /* clang-format off */
 static const char user_patch_sql[] =
-    "WITH u AS (UPDATE users SET display_name = coalesce($2, display_name), "
+    "WITH target AS (SELECT id, xmin AS version FROM users WHERE id = $1), "
+    "u AS (UPDATE users SET display_name = coalesce($2, display_name), "
     "           role = coalesce($3, role), active = coalesce($4::boolean, active), "
     "           password_hash = coalesce($5, password_hash), updated_at = now() "
-    "           WHERE id = $1 RETURNING *), "
+    "           FROM target WHERE users.id = target.id AND users.xmin = target.version "
+    "           RETURNING users.*), "
     "drop_hubs AS (DELETE FROM hub_managers WHERE $6::uuid[] IS NOT NULL "
     "              AND user_id IN (SELECT id FROM u) AND hub_id <> ALL($6::uuid[])), "
     "add_hubs AS (INSERT INTO hub_managers (hub_id, user_id) "
@@ -228,8 +236,21 @@ static const char user_patch_sql[] =
     " SELECT u.id, u.username, u.display_name, u.agency_id, u.role, u.active, "
     "       CASE WHEN $6::uuid[] IS NULL THEN " AUTH_HUB_LINKS("u") " "
     "       ELSE array(SELECT DISTINCT h FROM unnest($6::uuid[]) h ORDER BY h) END "
-    "       AS hub_ids FROM u";
+    "       AS hub_ids FROM target LEFT JOIN u ON true";
 /* clang-format on */
+
+#define USER_PATCH_TRIES 3
+
+static void user_patched(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st == DB_OK && PQntuples(res) == 1 && PQgetisnull(res, 0, 0)) {
+        /* the user changed since the statement read it: nothing written */
+        if (!res_query_again(r, USER_PATCH_TRIES))
+            http_reply_error(r, 409, "this user is being changed by someone else; try again");
+        return;
+    }
+    res_updated(r, st, res);
+}
 
 void users_update(struct http_req *r)
 {
@@ -260,7 +281,7 @@ void users_update(struct http_req *r)
         return;
     }
     json_object_put(o);
-    http_query(r, user_patch_sql, 7, (const char *const *)j->params, res_updated);
+    res_query_kept(r, user_patch_sql, 7, (const char *const *)j->params, user_patched);
     hash_job_free(j);
 }
 

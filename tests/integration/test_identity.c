@@ -468,6 +468,31 @@ START_TEST(hub_managers_see_only_their_hubs_audit)
     ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
     ck_assert_msg(strstr(r.body, hub_a) && strstr(r.body, hub_b), "%s", r.body);
     https_response_clear(&r);
+
+    /* two changes of the links at once do not merge: by hand (hub c alone), holding the
+     * user's row for 2 s, while a PATCH to hub a alone waits (review: it kept c as well) */
+    char *hub_c = itest_new_hub(&srv, admin), tag[64], hold[1024];
+    snprintf(tag, sizeof(tag), "links-race-%.36s", mid);
+    snprintf(hold, sizeof(hold),
+             "BEGIN; UPDATE users SET updated_at = now() WHERE id = '%s'; "
+             "DELETE FROM hub_managers WHERE user_id = '%s'; "
+             "INSERT INTO hub_managers (hub_id, user_id) VALUES ('%s', '%s'); "
+             "SELECT pg_sleep(2); COMMIT;",
+             mid, mid, hub_c, mid);
+    struct itest_hold *h = itest_hold_start(tag, hold);
+    snprintf(body, sizeof(body), "{\"hub_ids\":[\"%s\"]}", hub_a);
+    itest_call(&srv, admin, "PATCH", path, body, &r); /* waits for the hold */
+    itest_hold_end(h);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    https_response_clear(&r);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(hub_id::text, ',') FROM hub_managers "
+             "WHERE user_id = '%s'",
+             mid);
+    char *links = itest_sql_value(sql);
+    ck_assert_str_eq(links, hub_a); /* not hub c too */
+    free(links);
+    free(hub_c);
     free(mid);
     free(mgr);
     free(hub_a);
