@@ -20,6 +20,7 @@
 
 #include <event2/buffer.h>
 #include <openssl/evp.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,7 +464,8 @@ void agenda_suggestions(struct http_req *r)
     if (l != NULL) {
         char *end;
         limit = strtol(l, &end, 10);
-        int bad = *l == '\0' || *end != '\0' || limit < 1 || limit > LIMIT_PAGE_MAX;
+        int bad =
+            !isdigit((unsigned char)*l) || *end != '\0' || limit < 1 || limit > LIMIT_PAGE_MAX;
         free(l);
         if (bad) {
             free(hub);

@@ -172,7 +172,7 @@ int res_page(struct http_req *r, int *limit, char **before)
     if (l != NULL) {
         char *end;
         long v = strtol(l, &end, 10);
-        ok = *l != '\0' && *end == '\0' && v >= 1 && v <= LIMIT_PAGE_MAX;
+        ok = isdigit((unsigned char)*l) && *end == '\0' && v >= 1 && v <= LIMIT_PAGE_MAX;
         *limit = (int)v;
     }
     if (ok && b != NULL) {

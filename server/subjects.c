@@ -154,8 +154,8 @@ void subjects_list(struct http_req *r)
         http_reply_error(r, 400, "hub_id must be an id (UUID)");
         goto done;
     }
-    if (q != NULL && (strlen(q) == 0 || strlen(q) > 100)) {
-        http_reply_error(r, 400, "q must be 1 to 100 characters");
+    if (q != NULL && (q[0] == '\0' || !json_utf8_valid(q) || json_utf8_len(q) > 100)) {
+        http_reply_error(r, 400, "q must be 1 to 100 characters of UTF-8 text");
         goto done;
     }
     if (res_page(r, &limit, &before) < 0)

@@ -310,6 +310,18 @@ START_TEST(list_search_and_pages)
     https_response_clear(&r);
     snprintf(path, sizeof(path), "/v1/subjects?q=quinc&&limit=1");
     ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 400);
+    /* q is characters of UTF-8 text: 100 two-byte ones are fine, a byte that is no UTF-8 is
+     * not (it was a 400 that blamed the cursor) */
+    char q[1024] = "/v1/subjects?q=";
+    for (int i = 0; i < 100; i++)
+        strcat(q, "%C3%A9");
+    ck_assert_int_eq(status_of(w.nurse, "GET", q, NULL), 200);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?limit=+5", NULL), 400);
+    ck_assert_int_eq(status_of(w.nurse, "GET", "/v1/subjects?limit=%205", NULL), 400);
+    itest_call(&srv, w.nurse, "GET", "/v1/subjects?q=%FF", NULL, &r);
+    itest_assert_problem(&r, 400, NULL);
+    ck_assert_msg(strstr(r.body, "UTF-8") != NULL, "%s", r.body);
+    https_response_clear(&r);
     for (int i = 0; i < 5; i++)
         free(ids[i]);
 }
