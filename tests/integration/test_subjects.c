@@ -386,6 +386,12 @@ START_TEST(age_reference_and_hub_rules)
     itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
     itest_assert_problem(&r, 422, "date_of_birth");
     https_response_clear(&r);
+    /* the age is named in the same 422 as the other bad fields, not in a second one */
+    snprintf(body, sizeof(body), tmpl, w.hub, "", dob_years_ago(30));
+    itest_call(&srv, w.mgr, "POST", "/v1/subjects", body, &r);
+    itest_assert_problem(&r, 422, "date_of_birth");
+    ck_assert_msg(strstr(r.body, "\"reference\"") != NULL, "%s", r.body);
+    https_response_clear(&r);
     const char *ref = itest_unique("DUP-");
     snprintf(body, sizeof(body), tmpl, w.hub, ref, dob_years_ago(25));
     ck_assert_int_eq(status_of(w.mgr, "POST", "/v1/subjects", body), 201);
