@@ -194,6 +194,40 @@ START_TEST(deactivation_revokes_at_once)
 }
 END_TEST
 
+/* A sign-in whose password check ran while the password was being changed makes no session:
+ * the change is made by hand here, holding the user's row for 2 s, and the sign-in with the
+ * old password (read before the change) waits for it and is then refused (found in review:
+ * it made a session after the change had revoked the others, good for 24 hours). */
+START_TEST(sign_in_across_a_password_change_makes_no_session)
+{
+    char *admin = itest_new_admin(&srv);
+    char *agency = itest_new_agency(&srv, admin, "education");
+    char *uid = NULL, *tok = itest_new_user(&srv, admin, agency, "practitioner", NULL, &uid);
+    char *name = count("SELECT username FROM users WHERE id = '%s'", uid), tag[64], hold[512];
+    snprintf(tag, sizeof(tag), "password-race-%.36s", uid);
+    snprintf(hold, sizeof(hold),
+             "BEGIN; UPDATE users SET password_hash = 'scrypt$changed by hand', updated_at = now() "
+             "WHERE id = '%s'; SELECT pg_sleep(2); COMMIT;",
+             uid);
+    struct itest_hold *h = itest_hold_start(tag, hold);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"long enough secret\"}", name);
+    struct https_response r = {0};
+    itest_call(&srv, NULL, "POST", "/v1/sessions", body, &r); /* waits for the hold */
+    itest_hold_end(h);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    char *n = count("SELECT count(*) FROM sessions WHERE user_id = '%s'", uid);
+    ck_assert_str_eq(n, "1"); /* only the one itest_new_user made */
+    free(n);
+    free(name);
+    free(uid);
+    free(tok);
+    free(agency);
+    free(admin);
+}
+END_TEST
+
 START_TEST(roles_enforced)
 {
     char *admin = itest_new_admin(&srv);
@@ -719,6 +753,7 @@ Suite *identity_suite(void)
     tcase_add_test(tc, throttled_per_username_across_restart);
     tcase_add_test(tc, throttled_per_address);
     tcase_add_test(tc, deactivation_revokes_at_once);
+    tcase_add_test(tc, sign_in_across_a_password_change_makes_no_session);
     tcase_add_test(tc, roles_enforced);
     tcase_add_loop_test(tc, bad_user_input_writes_nothing, 0,
                         sizeof(bad_users) / sizeof(bad_users[0]));
