@@ -1,9 +1,10 @@
 /* POST /v1/sessions (sign in), DELETE /v1/sessions/current (sign out), GET /v1/me.
  *
  * Sign-in: validate -> one query (the account and the failure counts for the username and
- * the client address) -> 429 if throttled -> scrypt on a helper thread (against a dummy hash
- * for unknown users, so both take the same time) -> one statement that creates the session
- * (or records the failure) and writes the audit row. */
+ * the client address; under the limits the attempt is counted as a failure there and then)
+ * -> 429 if throttled -> scrypt on a helper thread (against a dummy hash for unknown users,
+ * so both take the same time) -> one statement that creates the session and takes the
+ * attempt's failure back (or keeps it) and writes the audit row. */
 #include "audit.h"
 #include "auth.h"
 #include "http.h"
@@ -35,6 +36,7 @@ static const struct json_field login_fields[] = {
 struct login {
     char *username, *password, *addr, *hash; /* owned */
     char user_id[37];
+    char addr_row[32]; /* where the attempt is counted for its address (a tid) */
     int active;
     int cookie; /* also set the session cookie (a browser page) */
     int ok;     /* set by the helper thread */
@@ -55,25 +57,16 @@ static void login_free(void *p)
     free(l);
 }
 
-/* Failure counts for the username and the address, and how long until each would drop below
- * its limit again (when its limit-th newest failure leaves the 15-minute window). */
-#define WINDOW_COUNT(key)                                                                          \
-    "(SELECT count(*) FROM login_failures WHERE key = " key                                        \
-    " AND at > now() - interval '15 minutes')"
-#define WINDOW_WAIT(key, limit)                                                                    \
-    "(SELECT ceil(extract(epoch FROM at + interval '15 minutes' - now()))::int "                   \
-    " FROM login_failures WHERE key = " key " AND at > now() - interval '15 minutes' "             \
-    " ORDER BY at DESC OFFSET " limit " - 1 LIMIT 1)"
+/* Failure counts for the username and the address (before this attempt), how long until
+ * both would be under their limits again, the account, and where this attempt is counted
+ * for its address: under both limits, the attempt is counted as a failure at once, before
+ * its password is checked, under a lock per username and per address, so attempts sent
+ * together cannot all slip under the limit (sql/011). A right password takes it back. */
+static const char lookup_sql[] =
+    "SELECT user_fails, addr_fails, wait, user_id, password_hash, active, addr_row "
+    "FROM raise_login_attempt($1, $2, $3, $4)";
 #define STR(x)  #x
 #define XSTR(x) STR(x)
-
-/* clang-format off */
-static const char lookup_sql[] =
-    "SELECT " WINDOW_COUNT("'user:' || $1") ", " WINDOW_COUNT("'addr:' || $2") ", greatest("
-        WINDOW_WAIT("'user:' || $1", XSTR(FAILS_PER_USER)) ", "
-        WINDOW_WAIT("'addr:' || $2", XSTR(FAILS_PER_ADDR)) "), u.id, u.password_hash, u.active "
-        "FROM (SELECT 1) one LEFT JOIN users u ON u.username = $1";
-/* clang-format on */
 
 /* The session is made only if the account is as the password was checked against: still
  * active, with the same password hash. A new password or a deactivation revokes the sessions
@@ -91,6 +84,8 @@ static const char success_sql[] =
     "           SELECT id, decode($2, 'hex'), now() + interval '24 hours' FROM ok "
     "           RETURNING id, last_seen, expires_at), "
     "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3 AND EXISTS (SELECT 1 FROM s)), "
+    "mine AS (DELETE FROM login_failures WHERE key = 'addr:' || $6 AND ctid = $7::tid "
+    "         AND EXISTS (SELECT 1 FROM s)), "
         AUDIT_CTE("$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
                   ", s")
     " SELECT to_char(least(s.last_seen + " AUTH_IDLE_EXPIRY ", s.expires_at) AT TIME ZONE 'UTC', "
@@ -104,9 +99,8 @@ static const char success_sql[] =
 /* clang-format on */
 
 /* clang-format off */
-static const char failure_sql[] =
-    "WITH f AS (INSERT INTO login_failures (key) VALUES ('user:' || $1), ('addr:' || $2)), "
-    "old AS (DELETE FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
+static const char failure_sql[] = /* the failure itself was counted by the lookup */
+    "WITH old AS (DELETE FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
     "        AND at < now() - interval '1 day'), "
         AUDIT_CTE("$3", "$4", "'denied'", "'session'", "NULL", "NULL", "NULL", "")
     " SELECT count(*) FROM audit";
@@ -241,10 +235,16 @@ static void verify_done(void *p)
     m->cookie = l->cookie;
     auth_token_hash(m->token, digest);
     char *ctx = login_context(r, l->username);
-    const char *params[] = {l->user_id, digest, l->username, ctx, l->hash};
+    const char *params[] = {l->user_id,
+                            digest,
+                            l->username,
+                            ctx,
+                            l->hash,
+                            l->addr,
+                            l->addr_row[0] ? l->addr_row : NULL};
     r->handler_data = m;
     r->handler_free = made_free;
-    http_query(r, success_sql, 5, params, session_made);
+    http_query(r, success_sql, 7, params, session_made);
     free(ctx);
     login_free(l);
 }
@@ -293,6 +293,7 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
         free(ctx);
         return;
     }
+    snprintf(l->addr_row, sizeof(l->addr_row), "%s", PQgetvalue(res, 0, 6));
     if (!PQgetisnull(res, 0, 3)) {
         snprintf(l->user_id, sizeof(l->user_id), "%s", PQgetvalue(res, 0, 3));
         l->hash = xstrdup(PQgetvalue(res, 0, 4));
@@ -326,12 +327,12 @@ void sessions_create(struct http_req *r)
     json_object *cookie = NULL;
     l->cookie = json_object_object_get_ex(o, "cookie", &cookie) && json_object_get_boolean(cookie);
     json_object_put(o);
-    const char *params[] = {l->username, l->addr};
+    const char *params[] = {l->username, l->addr, XSTR(FAILS_PER_USER), XSTR(FAILS_PER_ADDR)};
     /* freed with r if r ends before the answer (the client goes, the database is lost):
      * the password with it (found in review: it leaked) */
     r->handler_data = l;
     r->handler_free = login_free;
-    http_query(r, lookup_sql, 2, params, looked_up);
+    http_query(r, lookup_sql, 4, params, looked_up);
 }
 
 /* ---- DELETE /v1/sessions/current: the account.changed event ends the session's open
