@@ -105,7 +105,9 @@ int util_parse_date(const char *s, int *y, int *m, int *d)
             return -1;
     *y = atoi(s), *m = atoi(s + 5), *d = atoi(s + 8);
     int leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-    if (*m < 1 || *m > 12 || *d < 1 || *d > days[*m - 1] || (*m == 2 && *d == 29 && !leap))
+    /* PostgreSQL's dates have no year 0: 0000-01-01 passed here and was a 500 there */
+    if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > days[*m - 1] ||
+        (*m == 2 && *d == 29 && !leap))
         return -1;
     return 0;
 }

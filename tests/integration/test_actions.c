@@ -267,6 +267,10 @@ START_TEST(bad_input_writes_nothing)
         {"{\"subject_id\":\"%s\",\"owner_agency_id\":\"%s\",\"description\":\"x\","
          "\"due_date\":\"2031-02-30\"}",
          "due_date"},
+        /* no year 0 in PostgreSQL: was a 500 (review) */
+        {"{\"subject_id\":\"%s\",\"owner_agency_id\":\"%s\",\"description\":\"x\","
+         "\"due_date\":\"0000-01-01\"}",
+         "due_date"},
         {"{\"subject_id\":\"%s\",\"owner_agency_id\":\"%s\",\"description\":\"\","
          "\"due_date\":\"2031-02-03\"}",
          "description"},
@@ -506,6 +510,7 @@ START_TEST(lists_filters_and_counts)
     call(w.mgr, "GET", "/v1/actions?status=late", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?assignee=you", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?due_before=2026-13-01", NULL, 400);
+    call(w.mgr, "GET", "/v1/actions?due_before=0000-01-01", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?sort=random", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?subject_id=nope", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?before=bm90IGEgY3Vyc29y", NULL, 400);
