@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MEETING_SUBJECTS_MAX  50
@@ -458,6 +459,24 @@ static void patched(struct http_req *r, enum db_status st, PGresult *res)
                      "its agenda");
 }
 
+/* Each young person at most once in "minutes": the statement writes each one's row once, and
+ * a second entry for the same one was a 500 ("cannot affect row a second time"; found in
+ * review). Ids compare without case, as the database's uuids do. */
+static void check_minutes_once(json_object *wrap, struct problem *p)
+{
+    json_object *a = NULL;
+    if (!json_object_object_get_ex(wrap, "minutes", &a) || !json_object_is_type(a, json_type_array))
+        return;
+    size_t n = json_object_array_length(a);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(json_str(json_object_array_get_idx(a, i), "subject_id"),
+                           json_str(json_object_array_get_idx(a, j), "subject_id")) == 0) {
+                problem_add_field(p, "minutes", "lists a young person twice");
+                return;
+            }
+}
+
 static char *json_member_text(json_object *o, const char *key)
 {
     json_object *v = NULL;
@@ -497,7 +516,8 @@ void meetings_update(struct http_req *r)
     if (min != NULL)
         json_object_object_add(wrap, "minutes", min);
     check_array(wrap, "attendance", attendee_fields, 3, MEETING_ATTENDEES_MAX, p);
-    check_array(wrap, "minutes", minutes_fields, 5, MEETING_SUBJECTS_MAX, p);
+    if (check_array(wrap, "minutes", minutes_fields, 5, MEETING_SUBJECTS_MAX, p) == 0)
+        check_minutes_once(wrap, p);
     if (json_object_object_length(o) == 0 && json_object_object_length(wrap) == 0)
         problem_add_field(p, "", "nothing to change");
     char *add = json_uuid_array_literal(o, "add_subjects"),

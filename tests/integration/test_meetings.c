@@ -426,6 +426,14 @@ START_TEST(start_fixes_agenda_close_locks)
     itest_call(&srv, w.mgr, "PATCH", path, body, &r);
     itest_assert_problem(&r, 422, "minutes");
     https_response_clear(&r);
+    /* one young person twice in one PATCH's minutes: 422, not a 500 (review) */
+    snprintf(body, sizeof(body),
+             "{\"minutes\":[{\"subject_id\":\"%s\",\"decisions\":\"a\"},"
+             "{\"subject_id\":\"%s\",\"working_well\":\"b\"}]}",
+             a, a);
+    itest_call(&srv, w.mgr, "PATCH", path, body, &r);
+    itest_assert_problem(&r, 422, "minutes");
+    https_response_clear(&r);
     itest_call(&srv, w.mgr, "PATCH", path, "{\"attendance\":[{\"name\":\"\"}]}", &r);
     itest_assert_problem(&r, 422, "attendance[0].name");
     ck_assert(strstr(r.body, "attendance[0].agency_id") != NULL);
