@@ -572,14 +572,18 @@ done:
 /* ---- POST /v1/meetings/{id}/start and /close: the chair */
 
 /* Start: the window of each young person (since their last RAISE discussion, or 28 days)
- * and exactly which intelligence items and actions are on the agenda are stored. */
+ * and exactly which intelligence items and actions are on the agenda are stored. Like a
+ * PATCH (above), it starts only if the row it locked is the version its statement began
+ * with: a PATCH adding a young person that committed while the start waited for the lock
+ * was otherwise on the meeting but not on its agenda, with no window (found in review).
+ * If not, it runs again. */
 /* clang-format off */
 static const char start_sql[] =
-    "WITH m AS (SELECT m.* FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3")
-        " FOR UPDATE), "
+    "WITH m AS (SELECT m.*, m.xmin = (SELECT xmin FROM meetings WHERE id = $1) AS fresh "
+    "  FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") " FOR UPDATE), "
     "u AS (UPDATE meetings SET status = 'started', started_at = now(), started_by = $4, "
     "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'scheduled' "
-    "  AND m.chair_id = $4 RETURNING meetings.*), "
+    "  AND m.chair_id = $4 AND m.fresh RETURNING meetings.*), "
     "win AS (SELECT ms.subject_id, coalesce((SELECT max(pm.started_at) FROM meeting_subjects "
     "  pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE pms.subject_id = ms.subject_id "
     "  AND pm.id <> u.id AND pm.started_at IS NOT NULL), u.started_at - interval '28 days') "
@@ -599,7 +603,7 @@ static const char start_sql[] =
     "  SELECT 'meeting.started', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.start'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
-    " SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+    " SELECT m.chair_id = $4, m.status, u.id, m.fresh FROM m LEFT JOIN u ON u.id = m.id";
 /* clang-format on */
 
 /* clang-format off */
@@ -613,7 +617,7 @@ static const char close_sql[] =
     "  SELECT 'meeting.closed', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.close'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
-    " SELECT m.chair_id = $4, m.status, u.id FROM m LEFT JOIN u ON u.id = m.id";
+    " SELECT m.chair_id = $4, m.status, u.id, true FROM m LEFT JOIN u ON u.id = m.id";
 /* clang-format on */
 
 static void transitioned(struct http_req *r, enum db_status st, PGresult *res)
@@ -626,7 +630,10 @@ static void transitioned(struct http_req *r, enum db_status st, PGresult *res)
         http_reply_error(r, 404, "there is no such record");
     else if (PQgetvalue(res, 0, 0)[0] != 't')
         http_reply_error(r, 403, "only the meeting's chair may start or close it");
-    else if (PQgetisnull(res, 0, 2))
+    else if (PQgetisnull(res, 0, 2) && PQgetvalue(res, 0, 3)[0] != 't') {
+        if (!res_query_again(r, PATCH_TRIES)) /* changed meanwhile: nothing written */
+            http_reply_error(r, 409, "this meeting is being changed by someone else; try again");
+    } else if (PQgetisnull(res, 0, 2))
         http_reply_error(
             r, 409,
             strcmp(PQgetvalue(res, 0, 1), "scheduled") == 0 ? "this meeting has not started"
@@ -643,7 +650,7 @@ static void transition(struct http_req *r, const char *sql)
         return;
     char *ctx = audit_context(r);
     const char *params[] = {id, r->user->agency_id, r->user->hub_ids, r->user->id, ctx};
-    http_query(r, sql, 5, params, transitioned);
+    res_query_kept(r, sql, 5, params, transitioned);
     free(ctx);
     free(id);
 }
