@@ -61,11 +61,14 @@ static const struct json_field create_fields[] = {
 };
 
 /* $1 meeting (NULL between meetings) $2 subject $3 owner agency $4 assignee $5 description
- * $6 due date $7 user $8 agency $9 hubs $10 audit context */
+ * $6 due date $7 user $8 agency $9 hubs $10 audit context
+ * The meeting is locked (FOR SHARE) while its status is read: a close in progress is waited
+ * for and then seen (409), where before an action could be recorded in a meeting that had
+ * just closed (found in review). */
 /* clang-format off */
 static const char create_sql[] =
     "WITH mt AS (SELECT m.id, m.status, m.hub_id = ANY($9::uuid[]) AS manages FROM meetings m "
-    "  WHERE m.id = $1::uuid AND " MEETING_VISIBLE("m", "$8", "$9") "), "
+    "  WHERE m.id = $1::uuid AND " MEETING_VISIBLE("m", "$8", "$9") " FOR SHARE OF m), "
     "subj AS (SELECT s.id, s.hub_id, h.time_zone FROM subjects s JOIN hubs h ON h.id = s.hub_id "
     "  WHERE s.id = $2 AND s.hub_id = ANY($9::uuid[])), "
     "chk AS (SELECT "
