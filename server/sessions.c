@@ -86,8 +86,10 @@ static const char success_sql[] =
     "clear AS (DELETE FROM login_failures WHERE key = 'user:' || $3 AND EXISTS (SELECT 1 FROM s)), "
     "mine AS (DELETE FROM login_failures WHERE key = 'addr:' || $6 AND ctid = $7::tid "
     "         AND EXISTS (SELECT 1 FROM s)), "
-        AUDIT_CTE("$4", "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL",
-                  ", s")
+        /* the context was made before anyone was signed in: the row names who now is */
+        AUDIT_CTE("($4::jsonb || (SELECT jsonb_build_object('user_id', u.id, 'agency_id', "
+                  "u.agency_id, 'role', u.role) FROM users u WHERE u.id = $1))",
+                  "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL", ", s")
     " SELECT to_char(least(s.last_seen + " AUTH_IDLE_EXPIRY ", s.expires_at) AT TIME ZONE 'UTC', "
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

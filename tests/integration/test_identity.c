@@ -57,8 +57,19 @@ START_TEST(sign_in_me_and_sign_out)
     ck_assert_str_eq(itest_jstr(o, "authenticated_by"), "token");
     ck_assert(json_object_object_get_ex(o, "agency", &agency));
     ck_assert_str_eq(itest_jstr(agency, "name"), "Admin agency");
+    /* the sign-in's audit row names the user who signed in, their agency and role (it had
+     * only the username typed: a user's own sign-ins were missing from ?user_id=; review) */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM audit_log a JOIN sessions s ON s.id::text = a.record_id "
+             "WHERE a.action = 'session.create' AND s.token_hash = sha256('%s'::bytea) AND "
+             "a.user_id = '%s' AND a.agency_id = '%s' AND a.role = 'admin'",
+             admin, itest_jstr(o, "id"), itest_jstr(agency, "id"));
     json_object_put(o);
     https_response_clear(&r);
+    n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1");
+    free(n);
 
     itest_call(&srv, admin, "DELETE", "/v1/sessions/current", NULL, &r);
     ck_assert_int_eq(r.status, 204);
