@@ -143,10 +143,15 @@ static const char verify_sql[] =
     "  lag(hash, 1, sha256(''::bytea)) OVER (ORDER BY seq) AS want_prev, "
     "  lag(seq, 1, 0::bigint) OVER (ORDER BY seq) AS want_seq, "
     "  sha256(prev_hash || audit_canonical(a)) AS want_hash FROM audit_log a), "
-    "bad AS (SELECT seq, CASE WHEN prev_hash <> want_prev THEN 'prev_hash does not match the row "
-        "before' WHEN seq <> want_seq + 1 THEN 'a row is missing before it' ELSE 'its contents do "
-        "not match its hash' END AS why FROM chain WHERE hash <> want_hash OR prev_hash <> "
-        "want_prev OR seq <> want_seq + 1 ORDER BY seq LIMIT 1) "
+    "bad AS (SELECT seq, why FROM (SELECT seq, CASE WHEN prev_hash <> want_prev THEN 'prev_hash "
+        "does not match the row before' WHEN seq <> want_seq + 1 THEN 'a row is missing before "
+        "it' ELSE 'its contents do not match its hash' END AS why FROM chain WHERE hash <> "
+        "want_hash OR prev_hash <> want_prev OR seq <> want_seq + 1 "
+    /* the last rows gone: nothing after them shows a gap, but the head still names them */
+    "  UNION ALL SELECT coalesce((SELECT max(seq) FROM audit_log), 0) + 1, 'rows are missing "
+        "at the end: the chain''s head is further on' FROM audit_head h WHERE h.seq <> "
+        "coalesce((SELECT max(seq) FROM audit_log), 0) OR h.hash <> coalesce((SELECT hash FROM "
+        "audit_log ORDER BY seq DESC LIMIT 1), sha256(''::bytea))) x ORDER BY seq LIMIT 1) "
     "SELECT (SELECT count(*) FROM chain), (SELECT seq FROM bad), (SELECT why FROM bad), (SELECT "
         "count(*) FROM audit)";
 /* clang-format on */
