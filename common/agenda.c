@@ -119,12 +119,16 @@ static int is_offence(const char *c)
 struct reason {
     double points;
     char text[160];
+    int order; /* as added: ties keep it */
 };
 
+/* Most points first; equal points in the order they were added (qsort is not stable: the
+ * order of equal ones was whatever it left; found in review). */
 static int by_points(const void *a, const void *b)
 {
-    double d = ((const struct reason *)b)->points - ((const struct reason *)a)->points;
-    return d > 0 ? 1 : d < 0 ? -1 : 0;
+    const struct reason *x = a, *y = b;
+    double d = y->points - x->points;
+    return d > 0 ? 1 : d < 0 ? -1 : (x->order > y->order) - (x->order < y->order);
 }
 
 static const char *plural(int n, const char *one, const char *many)
@@ -227,6 +231,8 @@ double agenda_score(const struct agenda_input *in, json_object *reasons)
                  plural(ngood, "report", "reports"));
         n++;
     }
+    for (int i = 0; i < n; i++)
+        r[i].order = i;
     qsort(r, (size_t)n, sizeof(r[0]), by_points);
     for (int i = 0; i < n; i++)
         json_object_array_add(reasons, json_object_new_string(r[i].text));

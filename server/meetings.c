@@ -522,14 +522,17 @@ void meetings_update(struct http_req *r)
         problem_add_field(p, "", "nothing to change");
     char *add = json_uuid_array_literal(o, "add_subjects"),
          *rm = json_uuid_array_literal(o, "remove_subjects");
-    if (add && rm) {
-        json_object *a = NULL;
+    if (add && rm) { /* ids compare without case, as the database's uuids do (review) */
+        json_object *a = NULL, *d = NULL;
         json_object_object_get_ex(o, "add_subjects", &a);
-        for (size_t i = 0; i < json_object_array_length(a); i++)
-            if (strstr(rm, json_object_get_string(json_object_array_get_idx(a, i)))) {
-                problem_add_field(p, "remove_subjects", "may not also be in add_subjects");
-                break;
-            }
+        json_object_object_get_ex(o, "remove_subjects", &d);
+        int both = 0;
+        for (size_t i = 0; i < json_object_array_length(a) && !both; i++)
+            for (size_t j = 0; j < json_object_array_length(d) && !both; j++)
+                both = strcasecmp(json_object_get_string(json_object_array_get_idx(a, i)),
+                                  json_object_get_string(json_object_array_get_idx(d, j))) == 0;
+        if (both)
+            problem_add_field(p, "remove_subjects", "may not also be in add_subjects");
     }
     if (problem_field_count(p) > 0) {
         http_reply_problem(r, p);

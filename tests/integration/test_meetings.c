@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <ctype.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -425,6 +426,16 @@ START_TEST(start_fixes_agenda_close_locks)
     snprintf(body, sizeof(body), "{\"minutes\":[{\"subject_id\":\"%s\",\"decisions\":\"x\"}]}", b);
     itest_call(&srv, w.mgr, "PATCH", path, body, &r);
     itest_assert_problem(&r, 422, "minutes");
+    https_response_clear(&r);
+    /* the same young person added and removed, in other letter case: 422 (review) */
+    char upper[40];
+    snprintf(upper, sizeof(upper), "%s", b);
+    for (char *c = upper; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    snprintf(body, sizeof(body), "{\"add_subjects\":[\"%s\"],\"remove_subjects\":[\"%s\"]}", upper,
+             b);
+    itest_call(&srv, w.mgr, "PATCH", path, body, &r);
+    itest_assert_problem(&r, 422, "remove_subjects");
     https_response_clear(&r);
     /* one young person twice in one PATCH's minutes: 422, not a 500 (review) */
     snprintf(body, sizeof(body),

@@ -116,6 +116,12 @@ START_TEST(reasons_largest_first)
     ck_assert_str_eq(json_object_get_string(
                          json_object_array_get_idx(reasons, json_object_array_length(reasons) - 1)),
                      "never discussed at RAISE");
+    /* the items and the overdue action tie at 2: in the order they are scored, every time
+     * (qsort is not stable; review) */
+    ck_assert_msg(strstr(json_object_get_string(json_object_array_get_idx(reasons, 1)), "item"),
+                  "%s", json_object_to_json_string(reasons));
+    ck_assert_msg(strstr(json_object_get_string(json_object_array_get_idx(reasons, 2)), "overdue"),
+                  "%s", json_object_to_json_string(reasons));
     json_object_put(reasons);
 }
 END_TEST
