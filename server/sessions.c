@@ -87,9 +87,13 @@ static const char success_sql[] =
     "mine AS (DELETE FROM login_failures WHERE key = 'addr:' || $6 AND ctid = $7::tid "
     "         AND EXISTS (SELECT 1 FROM s)), "
         /* the context was made before anyone was signed in: the row names who now is */
+        /* refused because the account changed meanwhile: audited as denied, like any refusal */
         AUDIT_CTE("($4::jsonb || (SELECT jsonb_build_object('user_id', u.id, 'agency_id', "
                   "u.agency_id, 'role', u.role) FROM users u WHERE u.id = $1))",
-                  "'session.create'", "'ok'", "'session'", "s.id::text", "NULL", "NULL", ", s")
+                  "CASE WHEN EXISTS (SELECT 1 FROM s) THEN 'session.create' "
+                  "ELSE 'session.create.account_changed' END",
+                  "CASE WHEN EXISTS (SELECT 1 FROM s) THEN 'ok' ELSE 'denied' END", "'session'",
+                  "(SELECT id::text FROM s)", "NULL", "NULL", "")
     " SELECT to_char(least(s.last_seen + " AUTH_IDLE_EXPIRY ", s.expires_at) AT TIME ZONE 'UTC', "
     "               'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "       to_char(s.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

@@ -219,7 +219,8 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     struct stream_worker *sw = arg;
     audit_flush(sw, 0);
     unblock_or_cut(sw);
-    stream_check_subs(sw, 1); /* a check for held subscribers that could not be sent or failed */
+    /* a check for held subscribers, or the heartbeat's, that could not be sent or failed */
+    stream_check_subs(sw, !sw->check_all);
     stream_fetch(sw);
 }
 

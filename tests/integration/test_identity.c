@@ -287,6 +287,11 @@ START_TEST(sign_in_across_a_password_change_makes_no_session)
     char *n = count("SELECT count(*) FROM sessions WHERE user_id = '%s'", uid);
     ck_assert_str_eq(n, "1"); /* only the one itest_new_user made */
     free(n);
+    n = count("SELECT count(*) FROM audit_log WHERE action = 'session.create.account_changed' "
+              "AND outcome = 'denied' AND user_id = '%s'",
+              uid);
+    ck_assert_str_eq(n, "1"); /* audited as refused, like every refusal */
+    free(n);
     free(name);
     free(uid);
     free(tok);
