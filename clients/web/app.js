@@ -70,11 +70,23 @@ async function signIn(event) {
 }
 
 async function signOut() {
+  const button = $('#sign-out'), notice = $('#app-notice');
+  button.disabled = true;
   stopFeed();
   try {
     await api('DELETE', '/v1/sessions/current', undefined, { quiet401: true });
   } catch (e) {
-    // the session may already have ended; the reload shows the sign-in form either way
+    if (!(e instanceof ApiError && e.status === 401)) {
+      // not signed out (the server or the network failed): say so and stay signed in. A
+      // reload would claim "signed out" while the cookie still works for the next person
+      // at this computer.
+      notice.textContent = `Sign-out failed (${explain(e)}): you are still signed in. Try again.`;
+      notice.hidden = false;
+      button.disabled = false;
+      startFeed();
+      return;
+    }
+    // 401: the session had already ended
   }
   try {
     sessionStorage.setItem('raise-signed-out', 'signed-out');

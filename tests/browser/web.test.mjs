@@ -37,9 +37,12 @@ function check(ok, what) {
     throw new Error(`${step}: ${what}`);
 }
 
-// Network errors the tests provoke on purpose: the page asks /v1/me before sign-in (401) and
-// the server refuses the bad post (422). Chromium logs each as a console error.
+// Network errors the tests provoke on purpose: the page asks /v1/me before sign-in (401),
+// the server refuses the bad post (422), and the test itself answers one sign-out 503.
+// Chromium logs each as a console error.
 const expected = /Failed to load resource: the server responded with a status of (401|422)/;
+const provoked = (m) => /status of 503/.test(m.text()) &&
+  (m.location().url || '').endsWith('/v1/sessions/current');
 
 async function browserUser(name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, locale: 'en-GB', timezoneId: 'Europe/London' });
@@ -51,7 +54,7 @@ async function browserUser(name) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on('console', (m) => {
-    if (m.type() === 'error' && !expected.test(m.text()))
+    if (m.type() === 'error' && !expected.test(m.text()) && !provoked(m))
       problems.push(`${name}: console error: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${name}: uncaught: ${e.message}`));
@@ -310,6 +313,23 @@ test('keyboard only: sign in, move between screens, focus is visible', async () 
   await p.keyboard.press('Enter');
   await p.locator('section#view-actions').waitFor({ state: 'visible' });
   await p.locator('#action-counts', { hasText: /1 completed/ }).waitFor(); // the nurse's, done above
+});
+
+test('a sign-out the server does not answer says so, and the page stays signed in', async () => {
+  // review: it said "You have signed out." and reloaded, while the cookie still worked
+  const p = officer.page;
+  await p.route('**/v1/sessions/current', (route) => route.fulfill({
+    status: 503, contentType: 'application/problem+json',
+    body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503,
+      detail: 'the database is unavailable; try again shortly' }),
+  }));
+  await p.click('button#sign-out');
+  await p.locator('#app-notice', { hasText: /Sign-out failed/ }).waitFor();
+  check(await p.locator('#app').isVisible(), 'the page left the signed-in view');
+  check(await p.locator('button#sign-out').isEnabled(), 'the Sign out button stayed disabled');
+  await p.unroute('**/v1/sessions/current');
+  const status = await p.evaluate(async () => (await fetch('/v1/me')).status);
+  check(status === 200, `still signed in, GET /v1/me: ${status}`);
 });
 
 test('signing out returns to the sign-in form and the cookie no longer works', async () => {
