@@ -9,7 +9,7 @@
 // the status of a refused re-open (401 when the session has ended).
 'use strict';
 
-import { el, $, label, when, day, subject, sessionEnded } from './lib.js';
+import { el, $, label, when, day, subject, sessionEnded, api, session, ApiError } from './lib.js';
 
 const SHOWN = /^(intelligence|action)\./; // the event types listed in the feed
 const RETRY_MS = 2000; // the server's `retry: 2000`
@@ -66,7 +66,27 @@ function pause(ms) {
   });
 }
 
+// Before a reconnect: is the cookie still this page's user's? Another tab may have signed
+// out and signed in as someone else meanwhile; the stream would then be theirs while the
+// page still showed this user's data (found in review). A reload starts again as whoever
+// the cookie is now. 1: carry on.
+async function sameUser() {
+  try {
+    const me = await api('GET', '/v1/me'); // a 401 ends the page's session (reload)
+    if (me && session.me && me.id === session.me.id)
+      return 1;
+    running = false;
+    sessionEnded('expired');
+    return 0;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401)
+      return 0; // api() has ended the page's session
+    return running ? 1 : 0; // the network or the server: the stream's own request will say
+  }
+}
+
 async function loop() {
+  let first = true;
   while (running) {
     if (!navigator.onLine) {
       // no request while offline: each would only fail; wait for the `online` event
@@ -74,6 +94,9 @@ async function loop() {
       await pause(60000);
       continue;
     }
+    if (!first && !(await sameUser()))
+      return;
+    first = false;
     ctrl = new AbortController();
     try {
       const headers = { Accept: 'text/event-stream' };

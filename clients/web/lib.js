@@ -54,6 +54,9 @@ export async function api(method, path, body, opts = {}) {
     data = await reply.json().catch(() => null);
   if (reply.status === 401 && !opts.quiet401)
     sessionEnded('expired');
+  // the cookie is another session's now (signed in again in another tab): start again as it
+  if (reply.status === 403 && data && data.detail === 'missing or wrong X-CSRF-Token')
+    sessionEnded('expired');
   if (!reply.ok)
     throw new ApiError(reply.status, data);
   return data;

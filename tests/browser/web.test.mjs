@@ -315,6 +315,31 @@ test('keyboard only: sign in, move between screens, focus is visible', async () 
   await p.locator('#action-counts', { hasText: /1 completed/ }).waitFor(); // the nurse's, done above
 });
 
+test('a tab whose cookie now belongs to another user stops showing the first one', async () => {
+  // review: tab A kept showing the officer's data while its cookie became the nurse's
+  const x = await browserUser('officer');
+  await signIn(x);
+  await x.page.locator('#feed-status', { hasText: 'live' }).waitFor({ timeout: 30000 });
+  const tab = await x.context.newPage();
+  tab.setDefaultTimeout(TIMEOUT);
+  await tab.goto(cfg.url + '/');
+  await tab.locator('#whoami', { hasText: x.user.display_name }).waitFor();
+  await tab.click('button#sign-out');
+  await tab.locator('form#sign-in').waitFor({ state: 'visible' });
+  await tab.fill('#username', cfg.users.nurse.username);
+  await tab.fill('#password', cfg.users.nurse.password);
+  await tab.click('form#sign-in button[type=submit]');
+  await tab.locator('#whoami', { hasText: cfg.users.nurse.display_name }).waitFor();
+  // the first tab's stream ended with the officer's session; when it reconnects it must not
+  // go on as the officer: it shows the nurse, or the sign-in form if it looked too early
+  await x.page.waitForFunction((officer) => {
+    const who = document.querySelector('#whoami').textContent;
+    return !document.querySelector('#signed-out').hidden || (who !== '' && !who.includes(officer));
+  }, x.user.display_name, { timeout: 30000 });
+  await tab.close();
+  await x.context.close();
+});
+
 test('a sign-out the server does not answer says so, and the page stays signed in', async () => {
   // review: it said "You have signed out." and reloaded, while the cookie still worked
   const p = officer.page;
