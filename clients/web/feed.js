@@ -187,8 +187,8 @@ function receive(type, id, text) {
       // a screen's refresh must not stop the feed
     }
   }
-  if (SHOWN.test(type))
-    queue = queue.then(() => show(type, id, data));
+  if (SHOWN.test(type)) // one that fails to draw must not stop the ones after it (review)
+    queue = queue.then(() => show(type, id, data)).catch(() => {});
 }
 
 // One li.event, built once the young person's reference is known (so it appears whole).
