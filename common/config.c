@@ -45,6 +45,8 @@ static const struct config_key keys[] = {
     {"metrics", KEY_METRICS, OFF(metrics), 0, 0, "/metrics: local, public or off"},
     {"stream_heartbeat", KEY_INT, OFF(stream_heartbeat), 1, 300,
      "seconds between live-stream heartbeats and credential checks"},
+    {"stream_stall_timeout", KEY_INT, OFF(stream_stall_timeout), 100, 600000,
+     "ms a paused live stream may go without reading 64 KiB before it is cut off"},
     {"overdue_check", KEY_INT, OFF(overdue_check), 1, 3600,
      "seconds between checks for actions that have become overdue"},
 };
@@ -68,6 +70,7 @@ void config_init(struct config *cfg)
     cfg->db_queue_wait = LIMIT_DB_QUEUE_WAIT_MS;
     cfg->metrics = METRICS_LOCAL;
     cfg->stream_heartbeat = LIMIT_SSE_HEARTBEAT_S;
+    cfg->stream_stall_timeout = LIMIT_SSE_STALL_MS;
     cfg->overdue_check = LIMIT_OVERDUE_CHECK_S;
 }
 

@@ -23,10 +23,11 @@ struct config {
     int shutdown_timeout;  /* seconds */
     int statement_timeout; /* milliseconds */
     int db_queue_size;
-    int db_queue_wait;    /* milliseconds */
-    int metrics;          /* enum metrics_access */
-    int stream_heartbeat; /* seconds between SSE heartbeats (and credential checks) */
-    int overdue_check;    /* seconds between overdue-action sweeps */
+    int db_queue_wait;        /* milliseconds */
+    int metrics;              /* enum metrics_access */
+    int stream_heartbeat;     /* seconds between SSE heartbeats (and credential checks) */
+    int stream_stall_timeout; /* ms a paused stream may read < LIMIT_SSE_PROGRESS: cut off */
+    int overdue_check;        /* seconds between overdue-action sweeps */
 };
 
 void config_init(struct config *cfg);

@@ -40,15 +40,17 @@
 #define LIMIT_RETRY_AFTER_S        2 /* Retry-After on 503 */
 
 /* Live stream */
-#define LIMIT_SSE_BUFFER         (256 * 1024) /* unsent bytes before a subscriber is cut off */
+#define LIMIT_SSE_BUFFER         (256 * 1024) /* unsent bytes before a subscriber is paused */
+#define LIMIT_SSE_SNDBUF         (64 * 1024)  /* a stream socket's SO_SNDBUF (kernel doubles it) */
 #define LIMIT_SSE_HEARTBEAT_S    15
 #define LIMIT_OVERDUE_CHECK_S    60   /* seconds between overdue-action sweeps */
 #define LIMIT_OVERDUE_BATCH      500  /* actions marked overdue per sweep statement */
 #define LIMIT_SSE_BATCH          200  /* events fetched per query */
-#define LIMIT_SSE_STALL_MS       5000 /* blocked this long at LIMIT_SSE_BUFFER: cut off */
-#define LIMIT_SSE_AUDIT_FLUSH_MS 1000 /* deliveries are audited in aggregate this often */
-#define LIMIT_SSE_POLL_MS        250  /* safety poll when a notification is missed */
-#define LIMIT_SSE_SLICE          64   /* subscribers served per loop turn of a fan-out */
+#define LIMIT_SSE_STALL_MS       5000 /* paused this long, reading < LIMIT_SSE_PROGRESS: cut off */
+#define LIMIT_SSE_PROGRESS       (64 * 1024) /* bytes a paused stream must read per stall */
+#define LIMIT_SSE_AUDIT_FLUSH_MS 1000        /* deliveries are audited in aggregate this often */
+#define LIMIT_SSE_POLL_MS        250         /* safety poll when a notification is missed */
+#define LIMIT_SSE_SLICE          64          /* subscribers served per loop turn of a fan-out */
 
 /* Workers */
 #define LIMIT_WORKERS_MAX 64

@@ -311,11 +311,29 @@ int http_reply_chunked(struct evhttp_request *req)
  * The retry rule: after SSL_write wants to write, OpenSSL holds the start of what it was
  * given and must be called again with at least as many bytes from the same place. The queued
  * rest starts with exactly those bytes, in one piece (an empty evbuffer takes an add as one
- * chain; evbuffer_pullup makes sure), and the bufferevent passes up to 16 KiB of it
- * (MAX_TO_WRITE_EVER) with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, which it sets. So a call here
- * never gets more than 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL
- * holds then fits in the bufferevent's retry. */
+ * chain; evbuffer_pullup makes sure), and the bufferevent passes its first chain whole to
+ * SSL_write (evbuffer_peek does not cut the last extent at MAX_TO_WRITE_EVER) with
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, which it sets. So a call here never gets more than
+ * 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL holds then fits in the
+ * bufferevent's retry.
+ *
+ * What is queued goes in 16 KiB adds (queue()), so no chain is bigger than about 32 KiB.
+ * One add of a whole event made one chain of its size, and the bufferevent handed all of it
+ * to ONE SSL_write, which returns (and the buffer drains) only when every byte is out: the
+ * unsent count of a stream stood still while a meeting's megabyte went out, and the
+ * stream's pacing and cut-off, which read that count, saw a reader that reads as one that
+ * does not. */
 #define WRITE_NOW_MAX 16384
+
+static void queue(struct evbuffer *out, const char *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX;
+        evbuffer_add(out, p, k);
+        p += k;
+        n -= k;
+    }
+}
 
 static void write_detached(struct bufferevent *bev, const char *p, size_t n)
 {
@@ -330,7 +348,7 @@ static void write_detached(struct bufferevent *bev, const char *p, size_t n)
                 if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE)
                     metrics_count(COUNTER_SSE_BLOCKED);
                 ERR_clear_error(); /* a failure: the bufferevent meets it again and reports it */
-                evbuffer_add(out, p, n);
+                queue(out, p, n);
                 /* what OpenSSL holds must be the start of ONE piece for the retry */
                 evbuffer_pullup(out, (ev_ssize_t)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
                 return;
@@ -340,19 +358,19 @@ static void write_detached(struct bufferevent *bev, const char *p, size_t n)
         }
     }
     if (n > 0)
-        evbuffer_add(out, p, n);
+        queue(out, p, n);
 }
 
 /* evhttp_send_reply_chunk() puts the size line, the text and the CRLF in separate pieces of
  * the output buffer, and bufferevent_openssl calls SSL_write once per piece: two or three TLS
  * records and write() calls per event, which is most of what a stream with a thousand readers
  * costs. Here the whole chunk is one piece, written at once when it can be. */
-void http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len)
+size_t http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     if (bev == NULL || len == 0) /* an empty chunk would end the body */
-        return;
+        return 0;
     char head[24], small[WRITE_NOW_MAX + 32]; /* a stream's usual write: no malloc */
     int n = chunked ? snprintf(head, sizeof(head), "%zx\r\n", len) : 0;
     size_t total = (size_t)n + len + (chunked ? 2 : 0);
@@ -364,6 +382,7 @@ void http_write_chunk(struct evhttp_request *req, int chunked, const char *text,
     write_detached(bev, p, total);
     if (p != small)
         free(p);
+    return total;
 }
 
 void http_end_detached(struct http_server *hs, struct evhttp_request *req, const char *last)

@@ -98,8 +98,9 @@ struct evhttp_request *http_detach(struct http_req *r, const char *content_type,
 int http_reply_chunked(struct evhttp_request *req);
 /* One chunk of text (not empty) on a reply from http_detach, written as one piece (one TLS
  * record when the connection is idle): use this instead of evhttp_send_reply_chunk().
- * chunked: http_reply_chunked(req), asked once. */
-void http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len);
+ * chunked: http_reply_chunked(req), asked once. Returns the bytes given to the connection
+ * (framing included; 0 if none: no connection, or len 0). */
+size_t http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len);
 /* End a reply from http_detach (still attached to its connection) cleanly, after one last
  * chunk of text (not empty): use this, never evhttp_send_reply_end() directly (see http.c).
  * The caller must not touch req or its connection afterwards; the connection's close

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 static void note_park(struct stream_worker *sw, struct stream_sub *s);
@@ -79,7 +80,16 @@ int stream_sub_full(struct stream_sub *s, size_t total)
         return 0;
     if (s->blocked_since == 0)
         s->blocked_since = util_now_ms();
+    if (s->stall_since == 0) {
+        s->stall_since = s->blocked_since;
+        s->stall_read = s->handed - stream_unsent(s);
+    }
     return 1;
+}
+
+void stream_sub_write(struct stream_sub *s, const char *text, size_t len)
+{
+    s->handed += http_write_chunk(s->req, s->chunked, text, len);
 }
 
 /* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full. */
@@ -87,27 +97,45 @@ static int sub_write(struct stream_sub *s, const char *text, size_t len)
 {
     if (stream_sub_full(s, stream_unsent(s) + len))
         return -1;
-    http_write_chunk(s->req, s->chunked, text, len);
+    stream_sub_write(s, text, len);
     return 0;
 }
 
 /* A blocked subscriber that has drained half its buffer writes again (and catches up from
- * its cursor); one blocked for LIMIT_SSE_STALL_MS cannot keep up and is cut off. */
+ * its cursor). From the moment it is first blocked it is stalling: one that reads less than
+ * LIMIT_SSE_PROGRESS bytes in stream_stall_timeout cannot keep up and is cut off; one that
+ * reads that much starts a new period, and one that has read everything it was given stops
+ * stalling. Being un-blocked does not end the period: a reader that has stopped, with
+ * under half the bound unsent and a bigger event next, is blocked again at that event on
+ * every poll, and must still be cut off. So a reader that is slow but reading gets
+ * through an event bigger than the whole bound (a meeting's long minutes), however long it
+ * takes, and one that is behind the events' pace falls behind and catches up from its
+ * cursor, while one that stops reading is cut off. */
 static void unblock_or_cut(struct stream_worker *sw)
 {
-    uint64_t now = util_now_ms();
+    uint64_t now = util_now_ms(), stall = (uint64_t)server_config()->stream_stall_timeout;
     struct stream_sub *s, *next;
     for (s = TAILQ_FIRST(&sw->subs); s != NULL; s = next) {
         next = TAILQ_NEXT(s, entry);
-        if (s->blocked_since == 0)
+        if (s->stall_since == 0)
             continue;
-        if (stream_unsent(s) <= LIMIT_SSE_BUFFER / 2) {
-            s->blocked_since = 0;
-        } else if (now - s->blocked_since >= LIMIT_SSE_STALL_MS) {
+        size_t unsent = stream_unsent(s);
+        uint64_t read = s->handed - unsent;
+        if (unsent == 0 && s->blocked_since == 0) {
+            s->stall_since = 0; /* it has read all it was given */
+            continue;
+        }
+        if (read - s->stall_read >= LIMIT_SSE_PROGRESS) {
+            s->stall_since = now; /* reading, if slowly: another period */
+            s->stall_read = read;
+        } else if (now - s->stall_since >= stall) {
             log_warn("stream: subscriber %s too slow, disconnected", s->request_id);
             metrics_count(COUNTER_SSE_DROPPED);
             sub_close(s, 0);
+            continue;
         }
+        if (s->blocked_since != 0 && unsent <= LIMIT_SSE_BUFFER / 2)
+            s->blocked_since = 0;
     }
 }
 
@@ -438,6 +466,19 @@ void stream_worker_free(struct stream_worker *sw)
 
 /* ---- GET /v1/stream */
 
+/* The kernel's send buffer of a stream's socket is fixed at LIMIT_SSE_SNDBUF (the kernel
+ * doubles it) instead of growing with the traffic, up to net.ipv4.tcp_wmem's largest (4 MiB
+ * on Linux by default). A reader that stops then holds at most LIMIT_SSE_BUFFER unsent
+ * plus about this in the server, and is paused (and cut off) at the bound, not megabytes
+ * later. 128 KiB in flight is still more than a stream's events need on any link. */
+static void fix_sndbuf(struct stream_sub *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    int fd = bev != NULL ? (int)bufferevent_getfd(bev) : -1, size = LIMIT_SSE_SNDBUF;
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) != 0)
+        log_warn("stream: %s: SO_SNDBUF not set: %s", s->request_id, strerror(errno));
+}
+
 static void started(struct http_req *r, enum db_status st, PGresult *res)
 {
     if (st != DB_OK) {
@@ -457,6 +498,7 @@ static void started(struct http_req *r, enum db_status st, PGresult *res)
     s->chunked = http_reply_chunked(s->req);
     s->evcon = evhttp_request_get_connection(s->req);
     evhttp_connection_set_closecb(s->evcon, sub_closed, s);
+    fix_sndbuf(s);
     TAILQ_INSERT_TAIL(&sw->subs, s, entry);
     s->audit_slot = (int)(sw->audit_slots_given++ % AUDIT_SLOTS);
     sw->nsubs++;

@@ -284,7 +284,7 @@ static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
     for (int k = 0; k < sw->ncur && fan_out_rows(sw, s, sw->cur[k], &base, &sent); k++)
         continue;
     if (sw->out_len > 0) {
-        http_write_chunk(s->req, s->chunked, sw->out, sw->out_len);
+        stream_sub_write(s, sw->out, sw->out_len);
         metrics_add(COUNTER_SSE_EVENTS, sent);
         metrics_count(COUNTER_SSE_WRITES);
     }

@@ -62,8 +62,14 @@ struct stream_sub {
     char addr[64], request_id[LIMIT_REQUEST_ID + 1];
     long long cursor;       /* the last event id this subscriber has been sent (or skipped) */
     uint64_t blocked_since; /* ms; 0 = writing. Blocked: its unsent buffer is full */
-    int ending;             /* checked() found it signed out: closed at the end of that walk */
-    int chunked;            /* http_reply_chunked */
+    /* Stalling (see unblock_or_cut): since stall_since (ms; 0 = not), when it was blocked or
+     * last read enough, having read stall_read bytes. handed: bytes ever given to its
+     * connection, so it has read (into the kernel) handed - stream_unsent(); the reply's
+     * head is not in handed, so that can be less than 0, but only differences of it are
+     * used, and unsigned arithmetic keeps those exact. */
+    uint64_t stall_since, stall_read, handed;
+    int ending;  /* checked() found it signed out: closed at the end of that walk */
+    int chunked; /* http_reply_chunked */
     /* Stopped at an account.changed event of its user (held_at) until its rights are read
      * again: HOLD_WAITING for the check to be sent, HOLD_CHECKING while it runs. */
     int held;
@@ -128,6 +134,8 @@ struct stream_worker {
 
 /* stream.c */
 size_t stream_unsent(const struct stream_sub *s);
+/* Write a chunk to s's connection (http_write_chunk), counting it in s->handed. */
+void stream_sub_write(struct stream_sub *s, const char *text, size_t len);
 /* Would s's unsent bytes pass LIMIT_SSE_BUFFER at total? Then s is blocked (paused). */
 int stream_sub_full(struct stream_sub *s, size_t total);
 void stream_check_subs(struct stream_worker *sw, int held_only);

@@ -100,6 +100,16 @@ int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms)
     return next_block(e, ev, NULL, 0, timeout_ms);
 }
 
+long sse_read_some(struct sse *e, size_t max, int timeout_ms)
+{
+    size_t room = sizeof(e->buf) - e->len;
+    ck_assert_msg(room > 0, "the test's stream buffer is full");
+    long got = https_stream_read(e->c, e->buf + e->len, max < room ? max : room, timeout_ms);
+    if (got > 0)
+        e->len += (size_t)got;
+    return got;
+}
+
 int sse_next_comment(struct sse *e, const char *text, int timeout_ms)
 {
     struct timespec t0;

@@ -23,6 +23,10 @@ struct sse *sse_open(const struct itest_server *s, const char *token, long long 
 void sse_close(struct sse *e);
 /* Next event (comments skipped) within timeout_ms; 0 if none came. ev->data is owned. */
 int sse_next(struct sse *e, struct sse_event *ev, int timeout_ms);
+/* Read at most max more bytes of the stream into its buffer within timeout_ms (a slow
+ * reader; sse_next(e, ev, 0) then takes what is whole). Bytes read, 0 on timeout, -1 if the
+ * stream ended or failed. */
+long sse_read_some(struct sse *e, size_t max, int timeout_ms);
 /* Wait up to timeout_ms for a comment line ": text" (events meanwhile are dropped); 1 if it
  * came. */
 int sse_next_comment(struct sse *e, const char *text, int timeout_ms);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static struct itest_server a, b;
 static struct world {
@@ -981,48 +980,74 @@ END_TEST
  * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
  * Held back until it fitted, it never would have, and the stream would have had nothing more
  * but heartbeats. */
+/* A meeting of the hub, on server s, about n young people; its path in path. */
+static void meeting_about(const struct itest_server *s, char **people, int n, char *path,
+                          size_t cap)
+{
+    json_object *m = json_object_new_object(), *ids = json_object_new_array();
+    json_object *inv = json_object_new_array();
+    for (int i = 0; i < n; i++)
+        json_object_array_add(ids, json_object_new_string(people[i]));
+    json_object_array_add(inv, json_object_new_string(w.health));
+    json_object_object_add(m, "hub_id", json_object_new_string(w.hub));
+    json_object_object_add(m, "title", json_object_new_string("Long minutes"));
+    json_object_object_add(m, "scheduled_for", json_object_new_string("2026-12-02T10:00:00Z"));
+    json_object_object_add(m, "subject_ids", ids);
+    json_object_object_add(m, "invited_agencies", inv);
+    struct https_response r = {0};
+    itest_call(s, w.mgr, "POST", "/v1/meetings", json_object_to_json_string(m), &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    snprintf(path, cap, "/v1/meetings/%s", itest_jstr(o, "id"));
+    json_object_put(o);
+    json_object_put(m);
+    https_response_clear(&r);
+}
+
+/* Minutes of 4 x 20,000 characters for each of the n young people (the most one may have),
+ * five young people a PATCH (a PATCH's body is at most 512 KiB; minutes merge per young
+ * person). */
+static void write_long_minutes(const struct itest_server *s, const char *path, char **people, int n)
+{
+    enum { FIELD = 20000, PER_PATCH = 5 };
+    static const char *fields[] = {"worried_about", "working_well", "needs_to_happen", "decisions"};
+    char *text = malloc(FIELD + 1);
+    for (int i = 0; i < FIELD; i++)
+        text[i] = (char)('a' + i % 23);
+    text[FIELD] = '\0';
+    for (int from = 0; from < n; from += PER_PATCH) {
+        json_object *patch = json_object_new_object(), *minutes = json_object_new_array();
+        for (int i = from; i < n && i < from + PER_PATCH; i++) {
+            json_object *m = json_object_new_object();
+            json_object_object_add(m, "subject_id", json_object_new_string(people[i]));
+            for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+                json_object_object_add(m, fields[f], json_object_new_string(text));
+            json_object_array_add(minutes, m);
+        }
+        json_object_object_add(patch, "minutes", minutes);
+        struct https_response r = {0};
+        itest_call(s, w.mgr, "PATCH", path, json_object_to_json_string(patch), &r);
+        ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+        https_response_clear(&r);
+        json_object_put(patch);
+    }
+    free(text);
+}
+
 START_TEST(an_event_bigger_than_the_buffer_arrives)
 {
-    enum { PEOPLE = 4, FIELD = 20000 };
-    static const char *fields[] = {"worried_about", "working_well", "needs_to_happen", "decisions"};
-    char *people[PEOPLE], body[2048], path[128];
+    enum { PEOPLE = 4 };
+    char *people[PEOPLE], path[128];
     for (int i = 0; i < PEOPLE; i++)
         people[i] = make_subject(team2());
     struct sse *nurse = sse_open(&a, w.nurse, -1);
-    snprintf(body, sizeof(body),
-             "{\"hub_id\":\"%s\",\"title\":\"Long minutes\",\"scheduled_for\":"
-             "\"2026-12-02T10:00:00Z\",\"subject_ids\":[\"%s\",\"%s\",\"%s\",\"%s\"],"
-             "\"invited_agencies\":[\"%s\"]}",
-             w.hub, people[0], people[1], people[2], people[3], w.health);
-    struct https_response r = {0};
-    itest_call(&a, w.mgr, "POST", "/v1/meetings", body, &r);
-    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
-    json_object *o = itest_json(&r);
-    snprintf(path, sizeof(path), "/v1/meetings/%s", itest_jstr(o, "id"));
-    json_object_put(o);
-    https_response_clear(&r);
+    meeting_about(&a, people, PEOPLE, path, sizeof(path));
     struct sse_event ev;
     ck_assert(sse_next(nurse, &ev, 3000));
     ck_assert_str_eq(ev.type, "meeting.scheduled");
     free(ev.data);
 
-    json_object *patch = json_object_new_object(), *minutes = json_object_new_array();
-    char *text = malloc(FIELD + 1);
-    memset(text, 'm', FIELD);
-    text[FIELD] = '\0';
-    for (int i = 0; i < PEOPLE; i++) {
-        json_object *m = json_object_new_object();
-        json_object_object_add(m, "subject_id", json_object_new_string(people[i]));
-        for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
-            json_object_object_add(m, fields[f], json_object_new_string(text));
-        json_object_array_add(minutes, m);
-    }
-    json_object_object_add(patch, "minutes", minutes);
-    itest_call(&a, w.mgr, "PATCH", path, json_object_to_json_string(patch), &r);
-    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
-    https_response_clear(&r);
-    json_object_put(patch);
-    free(text);
+    write_long_minutes(&a, path, people, PEOPLE);
     ck_assert_msg(sse_next(nurse, &ev, 5000), "the big meeting.updated never came");
     ck_assert_str_eq(ev.type, "meeting.updated");
     ck_assert_msg(strlen(ev.data) > LIMIT_SSE_BUFFER, "only %zu bytes", strlen(ev.data));
@@ -1036,6 +1061,107 @@ START_TEST(an_event_bigger_than_the_buffer_arrives)
     sse_close(nurse);
     for (int i = 0; i < PEOPLE; i++)
         free(people[i]);
+}
+END_TEST
+
+/* The cut-off counts what a paused reader reads, not only the time: a reader slower than
+ * the buffer drains in one stall_timeout, but reading, gets a big event and what comes after
+ * it; one that stops reading is cut off. (With the time alone, the slow reader was cut off
+ * at the big event, resumed before it and was cut off again, for ever.) */
+START_TEST(a_slow_reader_that_keeps_reading_is_not_cut_off)
+{
+    enum { PEOPLE = 10 }; /* an event of ~800 KB */
+    struct itest_server c;
+    itest_server_start(&c, "stream_stall_timeout = 2000\n");
+    char *people[PEOPLE], path[128];
+    for (int i = 0; i < PEOPLE; i++)
+        people[i] = make_subject(team2());
+    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    /* the events are written first and replayed (Last-Event-ID), so that the reader reads
+     * from the moment they are sent */
+    char *before = itest_sql_value("SELECT max(id) FROM events");
+    write_long_minutes(&a, path, people, PEOPLE);
+    char *item = post(&a, people[0], "After the long minutes", NULL);
+    struct sse *slow = sse_open(&c, w.nurse, atoll(before));
+    struct sse *stopped = sse_open(&c, w.nurse, atoll(before));
+    free(before);
+    /* about 8 KiB every 50 ms: 160 KB/s, some seconds for the two meeting.updated events
+     * (five young people's minutes, then ten: ~400 KB and ~800 KB) and the item */
+    struct sse_event ev;
+    int updates = 0, done = 0;
+    size_t biggest = 0;
+    for (int i = 0; i < 1200 && !done; i++) {
+        ck_assert_msg(sse_read_some(slow, 8192, 1000) >= 0, "the slow reader was cut off");
+        while (!done && sse_next(slow, &ev, 0)) {
+            if (strcmp(ev.type, "meeting.updated") == 0) {
+                updates++;
+                biggest = strlen(ev.data) > biggest ? strlen(ev.data) : biggest;
+            } else if (strstr(ev.data, item) != NULL) {
+                ck_assert_int_eq(updates, 2);
+                done = 1;
+            }
+            free(ev.data);
+        }
+        itest_sleep_ms(50);
+    }
+    ck_assert_msg(done, "the slow reader got %d updates and not the item", updates);
+    ck_assert_msg(biggest > 3 * LIMIT_SSE_BUFFER, "only %zu bytes", biggest);
+    /* the reader that stopped was cut off, and only it */
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_dropped_total"), 1);
+    ck_assert(itest_file_contains(c.log, "too slow, disconnected"));
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), 1);
+    sse_close(stopped);
+    sse_close(slow);
+    free(item);
+    for (int i = 0; i < PEOPLE; i++)
+        free(people[i]);
+    ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
+}
+END_TEST
+
+/* A reader that stops with a few KiB unsent and a big event next is under half the bound,
+ * so the poll lets it go on, and the fan-out stops it again at the big event, at every
+ * poll. The time it has been stopped must still count: it was counted from each new stop,
+ * so such a reader was never cut off (and its stream fetched again every 250 ms). */
+START_TEST(a_reader_stopped_behind_a_big_event_is_cut_off)
+{
+    enum { PEOPLE = 4 };
+    struct itest_server c;
+    itest_server_start(&c, "stream_stall_timeout = 1000\n");
+    char *people[PEOPLE], path[128];
+    for (int i = 0; i < PEOPLE; i++)
+        people[i] = make_subject(team2());
+    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    struct sse *s = sse_open(&c, w.nurse, -1); /* never reads */
+    ck_assert(itest_wait_subscribers(&c, 1, 5000));
+    /* small items, one at a time, until a write finds its socket full: a few KiB unsent */
+    long blocked = itest_metric(&c, "raise_stream_writes_blocked_total");
+    char detail[9001];
+    memset(detail, 'z', 9000);
+    detail[9000] = '\0';
+    struct poster p;
+    poster_open(&p);
+    int n = 0;
+    while (n < 500 && itest_metric(&c, "raise_stream_writes_blocked_total") == blocked) {
+        post_on(&p, people[0], "small", n++, detail);
+        itest_sleep_ms(20);
+    }
+    https_close(p.c);
+    ck_assert_msg(itest_metric(&c, "raise_stream_writes_blocked_total") > blocked,
+                  "the socket never filled after %d posts", n);
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_dropped_total"), 0);
+    write_long_minutes(&a, path, people, PEOPLE); /* one event bigger than the bound */
+    int dropped = 0;
+    for (int i = 0; i < 50 && !dropped; i++) { /* stall_timeout is 1 s */
+        itest_sleep_ms(100);
+        dropped = itest_metric(&c, "raise_stream_dropped_total") == 1;
+    }
+    ck_assert_msg(dropped, "a reader stopped behind a big event was never cut off");
+    ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), 0);
+    sse_close(s);
+    for (int i = 0; i < PEOPLE; i++)
+        free(people[i]);
+    ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
 }
 END_TEST
 
@@ -1297,6 +1423,8 @@ Suite *stream_suite(void)
     tcase_add_test(tc, heartbeat_check_keeps_every_live_stream);
     tcase_add_test(tc, heartbeats_reach_every_stream);
     tcase_add_test(tc, an_event_bigger_than_the_buffer_arrives);
+    tcase_add_test(tc, a_slow_reader_that_keeps_reading_is_not_cut_off);
+    tcase_add_test(tc, a_reader_stopped_behind_a_big_event_is_cut_off);
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
