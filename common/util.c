@@ -2,10 +2,13 @@
 
 #include "xmalloc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,4 +113,22 @@ int util_parse_date(const char *s, int *y, int *m, int *d)
         (*m == 2 && *d == 29 && !leap))
         return -1;
     return 0;
+}
+
+void util_addr_key(const char *addr, char *out, size_t cap)
+{
+    struct in6_addr a;
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, addr, &a) != 1) {
+        snprintf(out, cap, "%s", addr);
+        return;
+    }
+    if (IN6_IS_ADDR_V4MAPPED(&a)) {
+        inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof(text));
+        snprintf(out, cap, "%s", text);
+        return;
+    }
+    memset(&a.s6_addr[8], 0, 8);
+    inet_ntop(AF_INET6, &a, text, sizeof(text));
+    snprintf(out, cap, "%s/64", text);
 }

@@ -24,5 +24,10 @@ int util_equal_ct(const void *a, const void *b, size_t len);
 int util_cookie_get(const char *header, const char *name, char *out, size_t cap);
 /* A calendar date "YYYY-MM-DD" (a real day, leap years included): 0 and its parts, else -1. */
 int util_parse_date(const char *s, int *y, int *m, int *d);
+/* The key under which a client address is throttled, into out (cap >= 64): an IPv6
+ * address's /64 network ("2001:db8:1:2::/64"), since one IPv6 client usually has a whole
+ * /64 to pick addresses from; an IPv4-mapped IPv6 address as its IPv4 address; anything
+ * else (IPv4, a scoped or unparsable address) as it is. */
+void util_addr_key(const char *addr, char *out, size_t cap);
 
 #endif

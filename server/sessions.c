@@ -329,7 +329,9 @@ void sessions_create(struct http_req *r)
     struct login *l = xcalloc(1, sizeof(*l));
     l->username = xstrdup(json_str(o, "username"));
     l->password = xstrdup(json_str(o, "password"));
-    l->addr = xstrdup(http_client_addr(r));
+    char key[64];
+    util_addr_key(http_client_addr(r), key, sizeof(key)); /* an IPv6 client: its /64 */
+    l->addr = xstrdup(key);
     json_object *cookie = NULL;
     l->cookie = json_object_object_get_ex(o, "cookie", &cookie) && json_object_get_boolean(cookie);
     json_object_put(o);

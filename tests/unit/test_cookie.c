@@ -1,4 +1,5 @@
-/* Cookie header parsing (util_cookie_get) and the CSRF token derivation (auth_csrf_token). */
+/* Cookie header parsing (util_cookie_get), the CSRF token derivation (auth_csrf_token) and
+ * the sign-in throttle's key for a client address (util_addr_key). */
 #include "auth.h"
 #include "util.h"
 
@@ -59,12 +60,35 @@ START_TEST(csrf_token_derived)
 }
 END_TEST
 
+static const struct {
+    const char *addr, *key;
+} addrs[] = {
+    {"127.0.0.1", "127.0.0.1"},
+    {"203.0.113.9", "203.0.113.9"},
+    {"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+    {"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"}, /* same /64, same key */
+    {"2001:db8:1:3::1", "2001:db8:1:3::/64"},                  /* next /64, its own */
+    {"::1", "::/64"},
+    {"::ffff:198.51.100.7", "198.51.100.7"}, /* IPv4-mapped: the IPv4 address */
+    {"fe80::1%eth0", "fe80::1%eth0"},        /* scoped: as it is */
+    {"", ""},
+};
+
+START_TEST(addr_key_table)
+{
+    char out[64];
+    util_addr_key(addrs[_i].addr, out, sizeof(out));
+    ck_assert_str_eq(out, addrs[_i].key);
+}
+END_TEST
+
 Suite *cookie_suite(void)
 {
     Suite *s = suite_create("cookie");
     TCase *tc = tcase_create("parse");
     tcase_add_loop_test(tc, cookie_table, 0, sizeof(cookies) / sizeof(cookies[0]));
     tcase_add_test(tc, csrf_token_derived);
+    tcase_add_loop_test(tc, addr_key_table, 0, sizeof(addrs) / sizeof(addrs[0]));
     suite_add_tcase(s, tc);
     return s;
 }
