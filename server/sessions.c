@@ -105,9 +105,13 @@ static const char success_sql[] =
 /* clang-format on */
 
 /* clang-format off */
-static const char failure_sql[] = /* the failure itself was counted by the lookup */
-    "WITH old AS (DELETE FROM login_failures WHERE key IN ('user:' || $1, 'addr:' || $2) "
-    "        AND at < now() - interval '1 day'), "
+/* The failure itself was counted by the lookup. Failures older than a day go: this
+ * username's and address's, and the 100 oldest of any key (sql/014), so keys that never
+ * fail again do not stay for ever. */
+static const char failure_sql[] =
+    "WITH old AS (DELETE FROM login_failures WHERE at < now() - interval '1 day' AND "
+    "        (key IN ('user:' || $1, 'addr:' || $2) OR ctid = ANY (ARRAY(SELECT ctid FROM "
+    "        login_failures WHERE at < now() - interval '1 day' ORDER BY at LIMIT 100)))), "
         AUDIT_CTE("$3", "$4", "'denied'", "'session'", "NULL", "NULL", "NULL", "")
     " SELECT count(*) FROM audit";
 /* clang-format on */

@@ -233,6 +233,36 @@ START_TEST(throttled_per_address)
 }
 END_TEST
 
+/* Failures older than a day go at the next failed sign-in, whatever their key, 100 at a
+ * time: before, only the failing username's and address's went, so the rows of usernames
+ * tried once stayed for ever. */
+START_TEST(old_failures_of_any_key_are_pruned)
+{
+    ck_assert_int_eq(itest_sql("INSERT INTO login_failures (key, at) SELECT "
+                               "'user:pruned-' || i, now() - interval '2 days' "
+                               "FROM generate_series(1, 150) i"),
+                     0);
+    ck_assert_int_eq(itest_sql("INSERT INTO login_failures (key, at) VALUES "
+                               "('user:recent-one', now() - interval '23 hours')"),
+                     0);
+    const char *left = "SELECT count(*) FROM login_failures WHERE key LIKE 'user:pruned-%'";
+    struct https_response r = {0};
+    for (int i = 0; i < 2; i++) {
+        itest_call(&srv, NULL, "POST", "/v1/sessions",
+                   "{\"username\":\"someone-else\",\"password\":\"not the password\"}", &r);
+        itest_assert_problem(&r, 401, NULL);
+        https_response_clear(&r);
+        char *n = itest_sql_value(left);
+        ck_assert_str_eq(n, i == 0 ? "50" : "0");
+        free(n);
+    }
+    char *n = itest_sql_value("SELECT count(*) FROM login_failures WHERE key = 'user:recent-one'");
+    ck_assert_str_eq(n, "1"); /* under a day: kept */
+    free(n);
+    itest_sql("DELETE FROM login_failures WHERE key IN ('user:recent-one', 'user:someone-else')");
+}
+END_TEST
+
 START_TEST(deactivation_revokes_at_once)
 {
     char *admin = itest_new_admin(&srv);
@@ -851,6 +881,7 @@ Suite *identity_suite(void)
     tcase_add_test(tc, unknown_user_and_wrong_password_look_the_same);
     tcase_add_test(tc, throttled_per_username_across_restart);
     tcase_add_test(tc, throttled_per_address);
+    tcase_add_test(tc, old_failures_of_any_key_are_pruned);
     tcase_add_test(tc, parallel_sign_ins_are_throttled_too);
     tcase_add_test(tc, deactivation_revokes_at_once);
     tcase_add_test(tc, sign_in_across_a_password_change_makes_no_session);
