@@ -45,8 +45,8 @@ static const struct config_key keys[] = {
     {"metrics", KEY_METRICS, OFF(metrics), 0, 0, "/metrics: local, public or off"},
     {"stream_heartbeat", KEY_INT, OFF(stream_heartbeat), 1, 300,
      "seconds between live-stream heartbeats and credential checks"},
-    {"stream_stall_timeout", KEY_INT, OFF(stream_stall_timeout), 100, 600000,
-     "ms a paused live stream may go without reading 64 KiB before it is cut off"},
+    {"stream_stall_timeout", KEY_INT, OFF(stream_stall_timeout), 1000, 600000,
+     "ms a stalled live stream may go without reading 48 KiB before it is cut off"},
     {"overdue_check", KEY_INT, OFF(overdue_check), 1, 3600,
      "seconds between checks for actions that have become overdue"},
 };

@@ -80,11 +80,18 @@ int stream_sub_full(struct stream_sub *s, size_t total)
         return 0;
     if (s->blocked_since == 0)
         s->blocked_since = util_now_ms();
-    if (s->stall_since == 0) {
-        s->stall_since = s->blocked_since;
-        s->stall_read = s->handed - stream_unsent(s);
-    }
     return 1;
+}
+
+void stream_stall_start(struct stream_sub *s)
+{
+    if (s->stall_since != 0)
+        return;
+    size_t unsent = stream_unsent(s);
+    if (s->blocked_since == 0 && unsent <= LIMIT_SSE_BUFFER)
+        return;
+    s->stall_since = util_now_ms();
+    s->stall_read = s->handed - unsent;
 }
 
 void stream_sub_write(struct stream_sub *s, const char *text, size_t len)
@@ -95,22 +102,29 @@ void stream_sub_write(struct stream_sub *s, const char *text, size_t len)
 /* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full. */
 static int sub_write(struct stream_sub *s, const char *text, size_t len)
 {
-    if (stream_sub_full(s, stream_unsent(s) + len))
+    if (stream_sub_full(s, stream_unsent(s) + len)) {
+        stream_stall_start(s);
         return -1;
+    }
     stream_sub_write(s, text, len);
     return 0;
 }
 
 /* A blocked subscriber that has drained half its buffer writes again (and catches up from
- * its cursor). From the moment it is first blocked it is stalling: one that reads less than
- * LIMIT_SSE_PROGRESS bytes in stream_stall_timeout cannot keep up and is cut off; one that
- * reads that much starts a new period, and one that has read everything it was given stops
- * stalling. Being un-blocked does not end the period: a reader that has stopped, with
- * under half the bound unsent and a bigger event next, is blocked again at that event on
- * every poll, and must still be cut off. So a reader that is slow but reading gets
- * through an event bigger than the whole bound (a meeting's long minutes), however long it
- * takes, and one that is behind the events' pace falls behind and catches up from its
- * cursor, while one that stops reading is cut off. */
+ * its cursor). From the moment it is first blocked, or holds more than the bound unsent (an
+ * event bigger than that, sent alone), it is stalling (stream_stall_start): one that reads
+ * less than LIMIT_SSE_PROGRESS bytes in stream_stall_timeout cannot keep up and is cut
+ * off; one that reads that much starts a new period, and one that has read everything it
+ * was given stops stalling. Being un-blocked does not end the period: a reader that has
+ * stopped, with under half the bound unsent and a bigger event next, is blocked again at
+ * that event on every poll, and must still be cut off. So a reader that is slow but
+ * reading gets through an event bigger than the whole bound (a meeting's long minutes),
+ * however long it takes, and one that is behind the events' pace falls behind and
+ * catches up from its cursor, while one that stops reading is cut off.
+ *
+ * What is read moves in steps of a chain of the output buffer (about 32 KiB, see queue()
+ * in http.c: SSL_write drains a chain only when all of it is out), so LIMIT_SSE_PROGRESS
+ * (48 KiB) means two chains a period: about 13 KB/s at the default 5 s. */
 static void unblock_or_cut(struct stream_worker *sw)
 {
     uint64_t now = util_now_ms(), stall = (uint64_t)server_config()->stream_stall_timeout;
@@ -470,7 +484,9 @@ void stream_worker_free(struct stream_worker *sw)
  * doubles it) instead of growing with the traffic, up to net.ipv4.tcp_wmem's largest (4 MiB
  * on Linux by default). A reader that stops then holds at most LIMIT_SSE_BUFFER unsent
  * plus about this in the server, and is paused (and cut off) at the bound, not megabytes
- * later. 128 KiB in flight is still more than a stream's events need on any link. */
+ * later. The cost: a stream goes at most about 128 KiB per round trip (a 4 MB meeting takes
+ * some 5 s at 150 ms), and the setting stays on a connection that carries requests after
+ * its stream ends. */
 static void fix_sndbuf(struct stream_sub *s)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);

@@ -136,6 +136,11 @@ struct stream_worker {
 size_t stream_unsent(const struct stream_sub *s);
 /* Write a chunk to s's connection (http_write_chunk), counting it in s->handed. */
 void stream_sub_write(struct stream_sub *s, const char *text, size_t len);
+/* After a write to s, or one refused: s starts stalling (see unblock_or_cut in stream.c),
+ * unless it already is, when it is paused or has more than LIMIT_SSE_BUFFER unsent (an
+ * event bigger than that, sent alone). What it reads is counted from here, after the
+ * write, so what the kernel took of the write at once does not count as reading. */
+void stream_stall_start(struct stream_sub *s);
 /* Would s's unsent bytes pass LIMIT_SSE_BUFFER at total? Then s is blocked (paused). */
 int stream_sub_full(struct stream_sub *s, size_t total);
 void stream_check_subs(struct stream_worker *sw, int held_only);

@@ -1165,6 +1165,40 @@ START_TEST(a_reader_stopped_behind_a_big_event_is_cut_off)
 }
 END_TEST
 
+/* An event bigger than the bound goes out alone; a reader that stops in the middle of it
+ * stalls from then, with no later event or heartbeat needed to pause it (it was cut off
+ * only after the next heartbeat, 15 s by default, and then the timeout). */
+START_TEST(a_reader_that_stops_during_a_big_event_is_cut_off)
+{
+    enum { PEOPLE = 10 };
+    struct itest_server c;
+    itest_server_start(&c, "stream_stall_timeout = 1000\n");
+    char *people[PEOPLE], path[128], sql[256];
+    for (int i = 0; i < PEOPLE; i++)
+        people[i] = make_subject(team2());
+    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    write_long_minutes(&a, path, people, PEOPLE); /* two events: ~400 KB, then ~800 KB */
+    /* the reader starts after the first, so the ~800 KB one is its first and last event */
+    snprintf(sql, sizeof(sql),
+             "SELECT id FROM events WHERE type = 'meeting.updated' AND record_id = '%s' "
+             "ORDER BY id DESC OFFSET 1 LIMIT 1",
+             path + strlen("/v1/meetings/"));
+    char *first = itest_sql_value(sql);
+    struct sse *s = sse_open(&c, w.nurse, atoll(first)); /* never reads */
+    free(first);
+    int dropped = 0;
+    for (int i = 0; i < 50 && !dropped; i++) { /* stall_timeout is 1 s; heartbeat 15 s */
+        itest_sleep_ms(100);
+        dropped = itest_metric(&c, "raise_stream_dropped_total") == 1;
+    }
+    ck_assert_msg(dropped, "a reader that stopped during a big event was not cut off in 5 s");
+    sse_close(s);
+    for (int i = 0; i < PEOPLE; i++)
+        free(people[i]);
+    ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
+}
+END_TEST
+
 /* Event ids have no gaps, so a stream fetches the next ids by name. Were there a gap all the
  * same (ids skipped by hand here; an event removed by hand would do it), the stream must
  * not stall before it: what comes after still arrives. The gap is filled again after, with
@@ -1425,6 +1459,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, an_event_bigger_than_the_buffer_arrives);
     tcase_add_test(tc, a_slow_reader_that_keeps_reading_is_not_cut_off);
     tcase_add_test(tc, a_reader_stopped_behind_a_big_event_is_cut_off);
+    tcase_add_test(tc, a_reader_that_stops_during_a_big_event_is_cut_off);
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
