@@ -13,6 +13,7 @@
 #include "problem.h"
 #include "resource.h"
 #include "routes.h"
+#include "subjects.h"
 #include "xmalloc.h"
 
 #include <ctype.h>
@@ -198,6 +199,17 @@ void meetings_create(struct http_req *r)
     json_object_put(o);
 }
 
+/* A meeting read is audited once for each young person on it whom the reader sees
+ * (meeting_render's rule: their hub is one the reader manages, or the reader's agency is
+ * on their team), with subject_id, so "who has read about this young person" finds the
+ * minutes read too; and once with no young person if the reader sees none. Until
+ * 2026-12-07 it was one row per meeting with no young person named. Joined to the rows of
+ * meetings m (an alias) as yp. */
+#define SHOWN_PEOPLE(m, agency, hubs)                                                              \
+    "LEFT JOIN LATERAL (SELECT s.id FROM meeting_subjects ms JOIN subjects s ON "                  \
+    "s.id = ms.subject_id WHERE ms.meeting_id = " m                                                \
+    ".id AND " SUBJECT_VISIBLE("s", agency, hubs) ") yp ON true"
+
 /* ---- GET /v1/meetings?hub_id=&from=&to=: soonest last; cursor paged */
 
 /* clang-format off */
@@ -211,9 +223,10 @@ static const char list_sql[] =
     "  AND ($1::text IS NULL OR (m.scheduled_for, m.id) < "
     "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, '|', 2)::uuid)) "
     "  ORDER BY m.scheduled_for DESC, m.id DESC LIMIT $2::int + 1), "
-        AUDIT_CTE("$8", "'meeting.read'", "'ok'", "'meeting'", "shown.id::text", "NULL",
+        AUDIT_CTE("$8", "'meeting.read'", "'ok'", "'meeting'", "shown.id::text", "yp.id",
                   "shown.hub_id",
-                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown")
+                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown "
+                  SHOWN_PEOPLE("shown", "$3", "$4"))
     " SELECT doc, _cursor FROM rows ORDER BY _at DESC, id DESC";
 /* clang-format on */
 
@@ -269,8 +282,8 @@ done:
 static const char read_sql[] =
     "WITH m AS (SELECT " MEETING_DOC("m") " AS doc, m.id, m.hub_id FROM meetings m "
     "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), "
-        AUDIT_CTE("$4", "'meeting.read'", "'ok'", "'meeting'", "m.id::text", "NULL", "m.hub_id",
-                  ", m")
+        AUDIT_CTE("$4", "'meeting.read'", "'ok'", "'meeting'", "m.id::text", "yp.id", "m.hub_id",
+                  ", m " SHOWN_PEOPLE("m", "$2", "$3"))
     " SELECT doc FROM m";
 /* clang-format on */
 

@@ -283,7 +283,7 @@ START_TEST(schedule_rules_and_visibility)
     ck_assert_str_eq(before, after); /* nothing written */
 
     /* the schedule is streamed and audited */
-    char sql[256];
+    char sql[640];
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM events WHERE type = 'meeting.scheduled' "
              "AND record_id = '%s'",
@@ -297,6 +297,36 @@ START_TEST(schedule_rules_and_visibility)
     n = itest_sql_value(sql);
     ck_assert(atoi(n) >= 3);
     free(n);
+    /* each read is audited under every young person the reader saw, and no other */
+    static const struct {
+        const char *role, *want;
+    } reads[] = {{"hub_manager", "ab"}, {"police_liaison", "a"}, {"practitioner", "b"}};
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT coalesce(string_agg(x, '' ORDER BY x), 'none') FROM (SELECT DISTINCT "
+                 "CASE subject_id WHEN '%s' THEN 'a' WHEN '%s' THEN 'b' ELSE '?' END x FROM "
+                 "audit_log WHERE action = 'meeting.read' AND record_id = '%s' AND role = '%s') t",
+                 a, b, m, reads[i].role);
+        n = itest_sql_value(sql);
+        ck_assert_msg(strcmp(n, reads[i].want) == 0, "%s: %s", reads[i].role, n);
+        free(n);
+    }
+    /* a reader who sees none of its young people: one row, naming none */
+    snprintf(subjects, sizeof(subjects), "[\"%s\"]", a);
+    snprintf(invited, sizeof(invited), "[\"%s\"]", w.health);
+    char *m2 = new_meeting(subjects, invited);
+    snprintf(path, sizeof(path), "/v1/meetings/%s", m2);
+    o = call(w.nurse, "GET", path, NULL, 200);
+    ck_assert_int_eq(young_people(o), 0);
+    json_object_put(o);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || ' ' || count(subject_id) FROM audit_log WHERE action = "
+             "'meeting.read' AND record_id = '%s' AND role = 'practitioner'",
+             m2);
+    n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1 0");
+    free(n);
+    free(m2);
     free(before);
     free(after);
     free(c2);
