@@ -179,17 +179,40 @@ static int is_meeting(PGresult *res, int row)
     return strncmp(PQgetvalue(res, row, 1), "meeting.", 8) == 0;
 }
 
+/* The ids of the young people in a rendered meeting, into sw->shown. */
+static void note_shown(struct stream_worker *sw, json_object *meeting)
+{
+    json_object *yp = NULL;
+    sw->nshown = 0;
+    if (meeting == NULL || !json_object_object_get_ex(meeting, "young_people", &yp))
+        return;
+    int n = (int)json_object_array_length(yp);
+    if (n > sw->shown_cap) {
+        sw->shown_cap = n;
+        sw->shown = xrealloc(sw->shown, (size_t)n * sizeof(*sw->shown));
+    }
+    for (int i = 0; i < n; i++) {
+        json_object *id = NULL;
+        json_object_object_get_ex(json_object_array_get_idx(yp, i), "id", &id);
+        snprintf(sw->shown[sw->nshown++], sizeof(sw->shown[0]), "%s",
+                 id ? json_object_get_string(id) : "");
+    }
+}
+
 /* The event as GET renders it; a meeting's young people depend on the reader, so meeting
- * events are rendered per subscriber (u), the others once for all. */
-static char *render(PGresult *res, int row, const struct auth_user *u)
+ * events are rendered per subscriber (u, on its worker sw; the young people shown go into
+ * sw->shown), the others once for all (sw may be NULL). */
+static char *render(struct stream_worker *sw, PGresult *res, int row, const struct auth_user *u)
 {
     const char *type = PQgetvalue(res, row, 1);
     json_object *o;
     if (strncmp(type, "intelligence.", 13) == 0)
         o = intelligence_render(res, row, FIRST_INTEL);
-    else if (is_meeting(res, row))
+    else if (is_meeting(res, row)) {
         o = meeting_render(PQgetvalue(res, row, FIRST_MEETING), u);
-    else if (strncmp(type, "action.", 7) == 0)
+        if (sw != NULL)
+            note_shown(sw, o);
+    } else if (strncmp(type, "action.", 7) == 0)
         o = json_tokener_parse(PQgetvalue(res, row, COL_ACTION));
     else
         o = res_row_json_range(res, row, FIRST_SUBJECT, FIRST_MEETING);
@@ -242,9 +265,9 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
         }
         char *mine = NULL; /* a meeting, rendered for this subscriber */
         if (is_meeting(res, row))
-            mine = render(res, row, s->user);
+            mine = render(sw, res, row, s->user);
         else if (b->text == NULL) { /* only in a batch of our own: shared ones come rendered */
-            b->text = render(res, row, NULL);
+            b->text = render(sw, res, row, NULL);
             b->len = strlen(b->text);
         }
         const char *text = mine != NULL ? mine : b->text;
@@ -259,11 +282,16 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
             return 0;
         }
         out_add(sw, text, len);
-        free(mine);
         s->cursor = b->id;
         (*sent)++;
-        stream_note_delivery(sw, s, PQgetvalue(res, row, 0), PQgetvalue(res, row, COL_SUBJECT),
-                             PQgetvalue(res, row, 2));
+        const char *id = PQgetvalue(res, row, 0), *hub = PQgetvalue(res, row, 2);
+        if (mine == NULL)
+            stream_note_delivery(sw, s, id, PQgetvalue(res, row, COL_SUBJECT), hub);
+        else if (sw->nshown == 0) /* a meeting with none of its young people shown */
+            stream_note_delivery(sw, s, id, "", hub);
+        for (int i = 0; mine != NULL && i < sw->nshown; i++) /* its minutes about each */
+            stream_note_delivery(sw, s, id, sw->shown[i], hub);
+        free(mine);
     }
     return 1;
 }
@@ -499,7 +527,7 @@ static void shared_publish(PGresult *res)
         batch_age(b, STREAM_AGE_FETCHED);
         for (int row = 0; row < b->n; row++)
             if (!b->rows[row].account && !is_meeting(res, row)) {
-                b->rows[row].text = render(res, row, NULL);
+                b->rows[row].text = render(NULL, res, row, NULL); /* no meetings here */
                 b->rows[row].len = strlen(b->rows[row].text);
             }
         for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
@@ -633,4 +661,5 @@ void stream_fanout_free(struct stream_worker *sw)
     event_free(sw->slice);
     event_free(sw->kick);
     free(sw->out);
+    free(sw->shown);
 }

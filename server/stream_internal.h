@@ -108,6 +108,10 @@ struct stream_worker {
     int scanning;     /* the fetch in flight is fetch_scan_sql */
     char *out;        /* owned; one subscriber's share of a fetched batch (fan_out_one) */
     size_t out_len, out_cap;
+    /* The young people a meeting event just rendered for one subscriber shows (ids), for
+     * the delivery audit: its minutes are read about each of them. */
+    char (*shown)[40]; /* owned */
+    int nshown, shown_cap;
     /* The pass in progress, LIMIT_SSE_SLICE subscribers a loop turn (see fan_out_slice):
      * the batches it serves, in the order they came, each until every subscriber has been
      * visited once since it joined (cur_until, in visits). */

@@ -954,10 +954,33 @@ START_TEST(meeting_events_per_reader)
     ck_assert(strstr(ev.data, m) != NULL);
     ck_assert_msg(strstr(ev.data, hb) != NULL && strstr(ev.data, pa) == NULL, "%s", ev.data);
     ck_assert(strstr(ev.data, "_team") == NULL);
+    long long sched = ev.id;
     free(ev.data);
     ck_assert_msg(sse_next(mgr, &ev, 3000), "no meeting event for the hub manager");
     ck_assert(strstr(ev.data, hb) != NULL && strstr(ev.data, pa) != NULL);
     free(ev.data);
+    /* the delivery is audited under each young person the reader was shown, and no other */
+    static const struct {
+        const char *role, *want;
+    } shown[] = {{"practitioner", "h"}, {"hub_manager", "hp"}};
+    for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+        char sql[1024], *n = NULL;
+        snprintf(sql, sizeof(sql),
+                 "SELECT coalesce(string_agg(x, '' ORDER BY x), 'none') FROM (SELECT DISTINCT "
+                 "CASE subject_id WHEN '%s' THEN 'p' WHEN '%s' THEN 'h' ELSE '?' END x FROM "
+                 "audit_log WHERE action = 'stream.deliver' AND role = '%s' AND ',' || "
+                 "record_id || ',' LIKE '%%,%lld,%%') t",
+                 pa, hb, shown[i].role, sched);
+        for (int k = 0; k < 40; k++) { /* flushed about every second */
+            free(n);
+            n = itest_sql_value(sql);
+            if (n && strcmp(n, shown[i].want) == 0)
+                break;
+            itest_sleep_ms(100);
+        }
+        ck_assert_msg(n && strcmp(n, shown[i].want) == 0, "%s: %s", shown[i].role, n);
+        free(n);
+    }
     snprintf(path, sizeof(path), "/v1/meetings/%s/start", m);
     itest_call(&b, w.mgr, "POST", path, NULL, &r);
     ck_assert_int_eq(r.status, 200);
@@ -976,10 +999,6 @@ START_TEST(meeting_events_per_reader)
 }
 END_TEST
 
-/* A meeting's minutes can make one event bigger than a subscriber's whole unsent-bytes bound
- * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
- * Held back until it fitted, it never would have, and the stream would have had nothing more
- * but heartbeats. */
 /* A meeting of the hub, on server s, about n young people; its path in path. */
 static void meeting_about(const struct itest_server *s, char **people, int n, char *path,
                           size_t cap)
@@ -1034,6 +1053,10 @@ static void write_long_minutes(const struct itest_server *s, const char *path, c
     free(text);
 }
 
+/* A meeting's minutes can make one event bigger than a subscriber's whole unsent-bytes bound
+ * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
+ * Held back until it fitted, it never would have, and the stream would have had nothing more
+ * but heartbeats. */
 START_TEST(an_event_bigger_than_the_buffer_arrives)
 {
     enum { PEOPLE = 4 };
