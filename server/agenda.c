@@ -72,7 +72,7 @@ static const char agenda_sql[] =
     "w AS (SELECT w0.*, coalesce(w0.fixed, w0.last_met, m.ref - interval '28 days') AS since "
     "  FROM w0, m), "
         AUDIT_CTE("$4", "'meeting.agenda'", "'ok'", "'meeting'", "m.id::text", "w.id", "m.hub_id",
-                  ", m, w")
+                  ", m LEFT JOIN w ON true") /* one row naming none if none is shown */
     " SELECT 'intel' AS kind, i.subject_id, NULL::jsonb AS doc, "
     "  extract(epoch FROM m.ref - i.occurred_at) / 86400 AS age, NULL::bool AS overdue, "
     "  " INTEL_COLUMNS("i")

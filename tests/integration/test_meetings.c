@@ -326,6 +326,16 @@ START_TEST(schedule_rules_and_visibility)
     n = itest_sql_value(sql);
     ck_assert_str_eq(n, "1 0");
     free(n);
+    snprintf(path, sizeof(path), "/v1/meetings/%s/agenda", m2); /* its agenda: the same */
+    o = call(w.nurse, "GET", path, NULL, 200);
+    json_object_put(o);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || ' ' || count(subject_id) FROM audit_log WHERE action = "
+             "'meeting.agenda' AND record_id = '%s' AND role = 'practitioner'",
+             m2);
+    n = itest_sql_value(sql);
+    ck_assert_str_eq(n, "1 0");
+    free(n);
     free(m2);
     free(before);
     free(after);
