@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 int util_random(void *buf, size_t len)
@@ -131,4 +132,80 @@ void util_addr_key(const char *addr, char *out, size_t cap)
     memset(&a.s6_addr[8], 0, 8);
     inet_ntop(AF_INET6, &a, text, sizeof(text));
     snprintf(out, cap, "%s/64", text);
+}
+
+/* Spaces and tabs off both ends of s, in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* A qvalue ("0", "0.5", "1.000"; RFC 9110 12.4.2) in thousandths; 0 if malformed. */
+static int qvalue(const char *v)
+{
+    if ((v[0] != '0' && v[0] != '1') || (v[1] != '\0' && v[1] != '.'))
+        return 0;
+    int val = (v[0] - '0') * 1000, scale = 100;
+    for (const char *d = v[1] ? v + 2 : v + 1; *d != '\0'; d++, scale /= 10) {
+        if (*d < '0' || *d > '9' || scale == 0)
+            return 0;
+        val += (*d - '0') * scale;
+    }
+    return val > 1000 ? 1000 : val;
+}
+
+/* How specifically a media range matches type: 2 the type itself, 1 its top type with any
+ * subtype, 0 any type, -1 not at all. */
+static int range_match(const char *range, const char *type)
+{
+    const char *slash = strchr(type, '/');
+    size_t top = slash ? (size_t)(slash - type) + 1 : 0;
+    if (strcasecmp(range, type) == 0)
+        return 2;
+    if (top > 0 && strncasecmp(range, type, top) == 0 && strcmp(range + top, "*") == 0)
+        return 1;
+    return strcmp(range, "*/*") == 0 ? 0 : -1;
+}
+
+int util_accept_choose(const char *accept, const char *const *types, int n)
+{
+    char *copy = xstrdup(accept), *save = NULL;
+    int best = -1, best_q = 0, best_pos = 0, spec[8], q[8], pos[8];
+    if (n > 8)
+        n = 8;
+    for (int i = 0; i < n; i++)
+        spec[i] = -1, q[i] = 0, pos[i] = 0;
+    int at = 0;
+    for (char *part = strtok_r(copy, ",", &save); part != NULL;
+         part = strtok_r(NULL, ",", &save), at++) {
+        char *psave = NULL, *range = strtok_r(part, ";", &psave);
+        if (range == NULL)
+            continue;
+        range = trim(range);
+        int rq = 1000;
+        for (char *param = strtok_r(NULL, ";", &psave); param != NULL;
+             param = strtok_r(NULL, ";", &psave)) {
+            param = trim(param);
+            if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '=')
+                rq = qvalue(trim(param + 2));
+        }
+        for (int i = 0; i < n; i++) {
+            int m = range_match(range, types[i]);
+            if (m > spec[i])
+                spec[i] = m, q[i] = rq, pos[i] = at;
+        }
+    }
+    free(copy);
+    for (int i = 0; i < n; i++) {
+        if (spec[i] < 0 || q[i] == 0)
+            continue;
+        if (best < 0 || q[i] > best_q || (q[i] == best_q && pos[i] < best_pos))
+            best = i, best_q = q[i], best_pos = pos[i];
+    }
+    return best;
 }

@@ -29,5 +29,12 @@ int util_parse_date(const char *s, int *y, int *m, int *d);
  * /64 to pick addresses from; an IPv4-mapped IPv6 address as its IPv4 address; anything
  * else (IPv4, a scoped or unparsable address) as it is. */
 void util_addr_key(const char *addr, char *out, size_t cap);
+/* Content negotiation: which of the n media types ("text/html") an Accept header value
+ * prefers. Each type takes the q of the most specific range that matches it (the type
+ * itself, over its top type with any subtype, over any type at all; q defaults to 1); a
+ * type no range matches, or matched with q=0, is not acceptable. The highest q wins; on a tie, the
+ * type whose range the client named first, then the earlier in types. Its index, or -1 if none is
+ * acceptable. */
+int util_accept_choose(const char *accept, const char *const *types, int n);
 
 #endif

@@ -266,23 +266,19 @@ static enum format pick_format(struct http_req *r)
         return v;
     }
     const char *accept = http_header(r, "Accept");
-    if (accept == NULL)
+    if (accept == NULL || accept[strspn(accept, " \t")] == '\0')
         return FMT_JSON;
-    const char *html = strcasestr(accept, "text/html"), *md = strcasestr(accept, "text/markdown"),
-               *json = strcasestr(accept, "application/json");
-    /* the first one the client names wins (browsers name text/html first) */
-    const char *first = NULL;
-    enum format v = FMT_JSON;
-    if (json != NULL)
-        first = json;
-    if (md != NULL && (first == NULL || md < first))
-        first = md, v = FMT_MARKDOWN;
-    if (html != NULL && (first == NULL || html < first))
-        first = html, v = FMT_HTML;
-    if (first == NULL && strstr(accept, "*/*") == NULL &&
-        strcasestr(accept, "application/*") == NULL && strcasestr(accept, "text/*") == NULL)
+    static const char *const types[] = {"application/json", "text/markdown", "text/html"};
+    switch (util_accept_choose(accept, types, 3)) {
+    case 0:
+        return FMT_JSON;
+    case 1:
+        return FMT_MARKDOWN;
+    case 2:
+        return FMT_HTML;
+    default:
         return FMT_BAD;
-    return v;
+    }
 }
 
 static void reply_text(struct http_req *r, const char *type, char *text)

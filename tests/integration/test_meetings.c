@@ -691,6 +691,14 @@ START_TEST(formats_escape_everything)
     itest_request(&srv, "GET", path, xml, NULL, &r);
     itest_assert_problem(&r, 406, NULL);
     https_response_clear(&r);
+    const char *refused[] = {auth, "Accept: text/html;q=0, text/markdown;q=0", NULL};
+    itest_request(&srv, "GET", path, refused, NULL, &r);
+    itest_assert_problem(&r, 406, NULL); /* q=0 refuses; it was served the first one named */
+    https_response_clear(&r);
+    /* q: HTML refused, markdown preferred to JSON */
+    char *pref = agenda_text(w.officer, m, "", "text/html;q=0, application/json;q=0.5, */*",
+                             "text/markdown");
+    free(pref);
     free(id);
     free(a);
     free(m);

@@ -1,5 +1,6 @@
-/* Cookie header parsing (util_cookie_get), the CSRF token derivation (auth_csrf_token) and
- * the sign-in throttle's key for a client address (util_addr_key). */
+/* Cookie header parsing (util_cookie_get), the CSRF token derivation (auth_csrf_token), the
+ * sign-in throttle's key for a client address (util_addr_key) and Accept negotiation
+ * (util_accept_choose). */
 #include "auth.h"
 #include "util.h"
 
@@ -82,6 +83,42 @@ START_TEST(addr_key_table)
 }
 END_TEST
 
+static const char *const offered[] = {"application/json", "text/markdown", "text/html"};
+static const struct {
+    const char *accept;
+    int want; /* index in offered, or -1 */
+} accepts[] = {
+    {"application/json", 0},
+    {"text/html", 2},
+    {"text/markdown", 1},
+    {"*/*", 0}, /* a tie: the server's order */
+    {"text/*", 1},
+    {"application/*", 0},
+    {"image/png", -1},
+    {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 2}, /* a browser */
+    {"application/json;q=0.5, text/markdown", 1},
+    {"text/html;q=0, */*", 0}, /* q=0: not acceptable, whatever else matches */
+    {"text/html;q=0", -1},     /* and nothing else named */
+    {"*/*;q=0", -1},
+    {"text/*;q=0.2, text/html", 2},       /* the most specific range gives the q */
+    {"text/html;q=0.3, text/*;q=0.9", 1}, /* markdown by the text range, html by its own 0.3 */
+    {"TEXT/HTML", 2},
+    {"text/html ; q=0.001, application/json;Q=0.002", 0},
+    {"text/markdown, text/html", 1}, /* equal q: the one named first */
+    {"text/html, text/markdown", 2},
+    {"application/json;q=1.0", 0},
+    {"application/json;q=0.000", -1},
+    {"application/jsonx", -1},
+    {"text", -1},
+};
+
+START_TEST(accept_table)
+{
+    ck_assert_msg(util_accept_choose(accepts[_i].accept, offered, 3) == accepts[_i].want,
+                  "Accept: %s", accepts[_i].accept);
+}
+END_TEST
+
 Suite *cookie_suite(void)
 {
     Suite *s = suite_create("cookie");
@@ -89,6 +126,7 @@ Suite *cookie_suite(void)
     tcase_add_loop_test(tc, cookie_table, 0, sizeof(cookies) / sizeof(cookies[0]));
     tcase_add_test(tc, csrf_token_derived);
     tcase_add_loop_test(tc, addr_key_table, 0, sizeof(addrs) / sizeof(addrs[0]));
+    tcase_add_loop_test(tc, accept_table, 0, sizeof(accepts) / sizeof(accepts[0]));
     suite_add_tcase(s, tc);
     return s;
 }
