@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static void note_park(struct stream_worker *sw, struct stream_sub *s);
 
