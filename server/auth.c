@@ -1,5 +1,7 @@
 #include "auth.h"
 
+#include "audit.h"
+#include "db.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -35,6 +37,22 @@ static const char by_token_sql[] =
     "FROM s JOIN users u ON u.id = s.user_id AND u.active "
     "JOIN agencies a ON a.id = u.agency_id";
 /* clang-format on */
+
+/* A token that was once a session's (revoked, expired, or its user deactivated), used
+ * again: audited against that session's user as session.use, denied, at most once a minute
+ * per session (sessions.denied_at, sql/015), so a stolen token tried after sign-out is on
+ * record. A token that never was a session writes nothing: guessing costs the guesser an
+ * index lookup, not the audit log a row. */
+static const char denied_sql[] =
+    "WITH dead AS (UPDATE sessions SET denied_at = now() WHERE token_hash = decode($1, 'hex') "
+    "  AND (denied_at IS NULL OR denied_at < now() - interval '1 minute') RETURNING id, user_id), "
+    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "
+    "  request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "
+    "  SELECT u.id, u.username, u.agency_id, u.role, c->>'route', c->>'client_addr', "
+    "  c->>'request_id', c->>'purpose', 'session.use', 'denied', 'session', dead.id::text, NULL, "
+    "  NULL FROM dead JOIN users u ON u.id = dead.user_id, (SELECT $2::jsonb AS c) ctx "
+    "  RETURNING qid) "
+    "SELECT count(*) FROM audit";
 
 static const char by_cert_sql[] = "SELECT " USER_COLUMNS ", '' FROM user_certificates c "
                                   "JOIN users u ON u.id = c.user_id AND u.active "
@@ -115,6 +133,34 @@ static int csrf_ok(const struct http_req *r)
     return h != NULL && strlen(h) == 64 && util_equal_ct(h, r->auth_csrf, 64);
 }
 
+static void denied_done(struct http_req *r, enum db_status st, PGresult *res)
+{
+    if (st != DB_OK)
+        log_error("request %s: a dead session's use not audited (%s)", r->id, db_sqlstate(res));
+    unauthorized(r, "the credentials are missing, expired or revoked; sign in again");
+}
+
+static void looked_up(struct http_req *r, enum db_status st, PGresult *res);
+
+/* A token's lookup: found, as any lookup; not found, its use is audited if the token was
+ * once a session's (denied_sql), then 401. handler_data holds the token's hash until here. */
+static void token_looked_up(struct http_req *r, enum db_status st, PGresult *res)
+{
+    char *digest = r->handler_data;
+    r->handler_data = NULL;
+    r->handler_free = NULL;
+    if (st == DB_OK && PQntuples(res) == 0 && digest != NULL) {
+        char *ctx = audit_context(r);
+        const char *params[] = {digest, ctx};
+        http_query(r, denied_sql, 2, params, denied_done);
+        free(ctx);
+        free(digest);
+        return;
+    }
+    free(digest);
+    looked_up(r, st, res);
+}
+
 static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
 {
     if (st != DB_OK) {
@@ -159,6 +205,14 @@ static int client_fingerprint(const struct http_req *r, char out[65])
     return ok;
 }
 
+static void lookup_token(struct http_req *r, const char digest[65])
+{
+    const char *params[] = {digest};
+    r->handler_data = xstrdup(digest);
+    r->handler_free = free; /* if r ends before the lookup answers */
+    http_query(r, by_token_sql, 1, params, token_looked_up);
+}
+
 void auth_dispatch(struct http_req *r)
 {
     if (r->route->access == 0) {
@@ -174,8 +228,7 @@ void auth_dispatch(struct http_req *r)
             return;
         }
         auth_token_hash(h + 7, digest);
-        const char *params[] = {digest};
-        http_query(r, by_token_sql, 1, params, looked_up);
+        lookup_token(r, digest);
         return;
     }
     char cookie[LIMIT_TOKEN_MAX + 1];
@@ -189,8 +242,7 @@ void auth_dispatch(struct http_req *r)
         }
         auth_token_hash(cookie, digest);
         explicit_bzero(cookie, sizeof(cookie));
-        const char *params[] = {digest};
-        http_query(r, by_token_sql, 1, params, looked_up);
+        lookup_token(r, digest);
         return;
     }
     if (client_fingerprint(r, digest)) {

@@ -78,6 +78,35 @@ START_TEST(sign_in_me_and_sign_out)
     itest_assert_problem(&r, 401, NULL);
     ck_assert_ptr_nonnull(https_response_header(&r, "WWW-Authenticate"));
     https_response_clear(&r);
+    /* the signed-out token's use is on record against its user, once a minute at most; a
+     * token that never was a session's writes nothing */
+    itest_call(&srv, admin, "GET", "/v1/me", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    itest_call(&srv, "never-a-session-token-xxxxxxxxxxxxxxxxxxxxxx", "GET", "/v1/me", NULL, &r);
+    itest_assert_problem(&r, 401, NULL);
+    char guess_id[64];
+    snprintf(guess_id, sizeof(guess_id), "%s", https_response_header(&r, "X-Request-Id"));
+    https_response_clear(&r);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || ' ' || count(*) FILTER (WHERE a.role = 'admin' AND "
+             "a.route = 'GET /v1/me') FROM audit_log a JOIN sessions s ON s.id::text = "
+             "a.record_id WHERE a.action = 'session.use' AND a.outcome = 'denied' AND "
+             "s.token_hash = sha256('%s'::bytea)",
+             admin);
+    for (int i = 0; i < 40; i++) { /* the audit lane chains it at once; allow it a moment */
+        n = itest_sql_value(sql);
+        if (strcmp(n, "1 1") == 0)
+            break;
+        free(n);
+        n = NULL;
+        itest_sleep_ms(50);
+    }
+    ck_assert_msg(n != NULL, "the signed-out token's use was not audited once");
+    free(n);
+    n = count("SELECT count(*) FROM audit_log WHERE request_id = '%s'", guess_id);
+    ck_assert_str_eq(n, "0");
+    free(n);
     free(admin);
 }
 END_TEST
