@@ -316,7 +316,8 @@ static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
         metrics_add(COUNTER_SSE_EVENTS, sent);
         metrics_count(COUNTER_SSE_WRITES);
     }
-    stream_stall_start(s); /* after the write: what the kernel took at once is not reading */
+    if (sw->out_len > 0 || s->blocked_since != 0) /* else nothing changed for its stall */
+        stream_stall_start(s); /* after the write: what the kernel took at once is not reading */
 }
 
 /* A batch from a fetch's result (copied: the db layer frees it when the callback returns,
