@@ -1053,6 +1053,31 @@ static void write_long_minutes(const struct itest_server *s, const char *path, c
     free(text);
 }
 
+/* n young people on the stream team, and a meeting of the hub about them (its path). */
+static void people_and_meeting(char **people, int n, char *path, size_t cap)
+{
+    for (int i = 0; i < n; i++)
+        people[i] = make_subject(team2());
+    meeting_about(&a, people, n, path, cap);
+}
+
+static void free_people(char **people, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(people[i]);
+}
+
+/* Was a subscriber of s cut off (raise_stream_dropped_total 1) within ms? */
+static int cut_off_within(const struct itest_server *s, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 100) {
+        itest_sleep_ms(100);
+        if (itest_metric(s, "raise_stream_dropped_total") == 1)
+            return 1;
+    }
+    return 0;
+}
+
 /* A meeting's minutes can make one event bigger than a subscriber's whole unsent-bytes bound
  * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
  * Held back until it fitted, it never would have, and the stream would have had nothing more
@@ -1097,9 +1122,7 @@ START_TEST(a_slow_reader_that_keeps_reading_is_not_cut_off)
     struct itest_server c;
     itest_server_start(&c, "stream_stall_timeout = 2000\n");
     char *people[PEOPLE], path[128];
-    for (int i = 0; i < PEOPLE; i++)
-        people[i] = make_subject(team2());
-    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    people_and_meeting(people, PEOPLE, path, sizeof(path));
     /* the events are written first and replayed (Last-Event-ID), so that the reader reads
      * from the moment they are sent */
     char *before = itest_sql_value("SELECT max(id) FROM events");
@@ -1136,8 +1159,7 @@ START_TEST(a_slow_reader_that_keeps_reading_is_not_cut_off)
     sse_close(stopped);
     sse_close(slow);
     free(item);
-    for (int i = 0; i < PEOPLE; i++)
-        free(people[i]);
+    free_people(people, PEOPLE);
     ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
 }
 END_TEST
@@ -1152,9 +1174,7 @@ START_TEST(a_reader_stopped_behind_a_big_event_is_cut_off)
     struct itest_server c;
     itest_server_start(&c, "stream_stall_timeout = 1000\n");
     char *people[PEOPLE], path[128];
-    for (int i = 0; i < PEOPLE; i++)
-        people[i] = make_subject(team2());
-    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    people_and_meeting(people, PEOPLE, path, sizeof(path));
     struct sse *s = sse_open(&c, w.nurse, -1); /* never reads */
     ck_assert(itest_wait_subscribers(&c, 1, 5000));
     /* small items, one at a time, until a write finds its socket full: a few KiB unsent */
@@ -1174,16 +1194,11 @@ START_TEST(a_reader_stopped_behind_a_big_event_is_cut_off)
                   "the socket never filled after %d posts", n);
     ck_assert_int_eq(itest_metric(&c, "raise_stream_dropped_total"), 0);
     write_long_minutes(&a, path, people, PEOPLE); /* one event bigger than the bound */
-    int dropped = 0;
-    for (int i = 0; i < 50 && !dropped; i++) { /* stall_timeout is 1 s */
-        itest_sleep_ms(100);
-        dropped = itest_metric(&c, "raise_stream_dropped_total") == 1;
-    }
-    ck_assert_msg(dropped, "a reader stopped behind a big event was never cut off");
+    ck_assert_msg(cut_off_within(&c, 5000),       /* stall_timeout is 1 s */
+                  "a reader stopped behind a big event was never cut off");
     ck_assert_int_eq(itest_metric(&c, "raise_stream_subscribers"), 0);
     sse_close(s);
-    for (int i = 0; i < PEOPLE; i++)
-        free(people[i]);
+    free_people(people, PEOPLE);
     ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
 }
 END_TEST
@@ -1197,9 +1212,7 @@ START_TEST(a_reader_that_stops_during_a_big_event_is_cut_off)
     struct itest_server c;
     itest_server_start(&c, "stream_stall_timeout = 1000\n");
     char *people[PEOPLE], path[128], sql[256];
-    for (int i = 0; i < PEOPLE; i++)
-        people[i] = make_subject(team2());
-    meeting_about(&a, people, PEOPLE, path, sizeof(path));
+    people_and_meeting(people, PEOPLE, path, sizeof(path));
     write_long_minutes(&a, path, people, PEOPLE); /* two events: ~400 KB, then ~800 KB */
     /* the reader starts after the first, so the ~800 KB one is its first and last event */
     snprintf(sql, sizeof(sql),
@@ -1209,15 +1222,10 @@ START_TEST(a_reader_that_stops_during_a_big_event_is_cut_off)
     char *first = itest_sql_value(sql);
     struct sse *s = sse_open(&c, w.nurse, atoll(first)); /* never reads */
     free(first);
-    int dropped = 0;
-    for (int i = 0; i < 50 && !dropped; i++) { /* stall_timeout is 1 s; heartbeat 15 s */
-        itest_sleep_ms(100);
-        dropped = itest_metric(&c, "raise_stream_dropped_total") == 1;
-    }
-    ck_assert_msg(dropped, "a reader that stopped during a big event was not cut off in 5 s");
+    ck_assert_msg(cut_off_within(&c, 5000), /* stall_timeout is 1 s; heartbeat 15 s */
+                  "a reader that stopped during a big event was not cut off in 5 s");
     sse_close(s);
-    for (int i = 0; i < PEOPLE; i++)
-        free(people[i]);
+    free_people(people, PEOPLE);
     ck_assert_int_eq(itest_server_stop(&c, SIGTERM, 15), 0);
 }
 END_TEST
