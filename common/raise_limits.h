@@ -47,10 +47,12 @@
 #define LIMIT_OVERDUE_BATCH      500  /* actions marked overdue per sweep statement */
 #define LIMIT_SSE_BATCH          200  /* events fetched per query */
 #define LIMIT_SSE_STALL_MS       5000 /* paused this long, reading < LIMIT_SSE_PROGRESS: cut off */
-#define LIMIT_SSE_PROGRESS       (48 * 1024) /* bytes a stalling stream must read per stall */
-#define LIMIT_SSE_AUDIT_FLUSH_MS 1000        /* deliveries are audited in aggregate this often */
-#define LIMIT_SSE_POLL_MS        250         /* safety poll when a notification is missed */
-#define LIMIT_SSE_SLICE          64          /* subscribers served per loop turn of a fan-out */
+#define LIMIT_SSE_PROGRESS       (48 * 1024)   /* bytes a stalling stream must read per stall */
+#define LIMIT_SSE_AUDIT_FLUSH_MS 1000          /* deliveries are audited in aggregate this often */
+#define LIMIT_SSE_POLL_MS        250           /* safety poll when a notification is missed */
+#define LIMIT_SSE_SHARED_MIN     (64 * 1024)   /* a meeting event this big goes out uncopied */
+#define LIMIT_SSE_SLICE_BYTES    (1024 * 1024) /* or this many bytes written, if fewer */
+#define LIMIT_SSE_SLICE          64            /* subscribers served per loop turn of a fan-out */
 
 /* Workers */
 #define LIMIT_WORKERS_MAX 64

@@ -317,7 +317,8 @@ int http_reply_chunked(struct evhttp_request *req)
  * 16 KiB: with or without SSL_MODE_ENABLE_PARTIAL_WRITE, what OpenSSL holds then fits in the
  * bufferevent's retry.
  *
- * What is queued goes in 16 KiB adds (queue()), so no chain is bigger than about 32 KiB.
+ * What is queued goes in 16 KiB adds (write_detached()), so no chain is bigger than about
+ * 32 KiB (16 KiB exactly for a shared text, each piece a reference of its own).
  * One add of a whole event made one chain of its size, and the bufferevent handed all of it
  * to ONE SSL_write, which returns (and the buffer drains) only when every byte is out: the
  * unsent count of a stream stood still while a meeting's megabyte went out, and the
@@ -325,40 +326,76 @@ int http_reply_chunked(struct evhttp_request *req)
  * does not. */
 #define WRITE_NOW_MAX 16384
 
-static void queue(struct evbuffer *out, const char *p, size_t n)
+struct http_shared *http_shared_new(char *text, size_t len)
 {
-    while (n > 0) {
-        size_t k = n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX;
-        evbuffer_add(out, p, k);
-        p += k;
-        n -= k;
-    }
+    struct http_shared *sh = xmalloc(sizeof(*sh));
+    atomic_init(&sh->refs, 1);
+    sh->text = text;
+    sh->len = len;
+    return sh;
 }
 
-static void write_detached(struct bufferevent *bev, const char *p, size_t n)
+void http_shared_unref(struct http_shared *sh)
+{
+    if (sh == NULL || atomic_fetch_sub(&sh->refs, 1) > 1)
+        return;
+    free(sh->text);
+    free(sh);
+}
+
+static void shared_done(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    http_shared_unref(arg);
+}
+
+/* Bytes to write: copied (sh NULL) or referred to in sh's text, which then stays alive as
+ * long as the connection's buffer holds a piece of it. */
+struct piece {
+    const char *p;
+    size_t n;
+    struct http_shared *sh;
+};
+
+static void write_detached(struct bufferevent *bev, const struct piece *pieces, int npieces)
 {
     struct evbuffer *out = bufferevent_get_output(bev);
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    if (ssl != NULL && evbuffer_get_length(out) == 0 &&
-        (SSL_get_mode(ssl) & SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)) {
+    int now = ssl != NULL && evbuffer_get_length(out) == 0 &&
+              (SSL_get_mode(ssl) & SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    for (int i = 0; i < npieces; i++) {
+        const char *p = pieces[i].p;
+        size_t n = pieces[i].n;
         while (n > 0) {
-            ERR_clear_error();
-            int r = SSL_write(ssl, p, (int)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
-            if (r <= 0) {
+            size_t k = n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX;
+            int held = 0; /* what OpenSSL holds: the start of ONE piece for the retry */
+            if (now) {
+                ERR_clear_error();
+                int r = SSL_write(ssl, p, (int)k);
+                if (r > 0) {
+                    p += r;
+                    n -= (size_t)r;
+                    continue;
+                }
                 if (SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE)
                     metrics_count(COUNTER_SSE_BLOCKED);
                 ERR_clear_error(); /* a failure: the bufferevent meets it again and reports it */
-                queue(out, p, n);
-                /* what OpenSSL holds must be the start of ONE piece for the retry */
-                evbuffer_pullup(out, (ev_ssize_t)(n < WRITE_NOW_MAX ? n : WRITE_NOW_MAX));
-                return;
+                now = 0;
+                held = 1;
             }
-            p += r;
-            n -= (size_t)r;
+            /* the reference is counted once added (only a later drain, on this thread, lets it
+             * go); if it cannot be added (out of memory), a copy is tried */
+            if (pieces[i].sh != NULL &&
+                evbuffer_add_reference(out, p, k, shared_done, pieces[i].sh) == 0)
+                atomic_fetch_add(&pieces[i].sh->refs, 1);
+            else
+                evbuffer_add(out, p, k);
+            if (held)
+                evbuffer_pullup(out, (ev_ssize_t)k);
+            p += k;
+            n -= k;
         }
     }
-    if (n > 0)
-        queue(out, p, n);
 }
 
 /* evhttp_send_reply_chunk() puts the size line, the text and the CRLF in separate pieces of
@@ -379,10 +416,24 @@ size_t http_write_chunk(struct evhttp_request *req, int chunked, const char *tex
     memcpy(p + n, text, len);
     if (chunked)
         memcpy(p + n + len, "\r\n", 2);
-    write_detached(bev, p, total);
+    write_detached(bev, &(struct piece){p, total, NULL}, 1);
     if (p != small)
         free(p);
     return total;
+}
+
+size_t http_write_chunk_shared(struct evhttp_request *req, int chunked, struct http_shared *sh)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev == NULL || sh->len == 0)
+        return 0;
+    char head[24];
+    int n = chunked ? snprintf(head, sizeof(head), "%zx\r\n", sh->len) : 0;
+    const struct piece pieces[] = {
+        {head, (size_t)n, NULL}, {sh->text, sh->len, sh}, {"\r\n", chunked ? 2 : 0, NULL}};
+    write_detached(bev, pieces, 3);
+    return (size_t)n + sh->len + (chunked ? 2 : 0);
 }
 
 void http_end_detached(struct http_server *hs, struct evhttp_request *req, const char *last)

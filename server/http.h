@@ -9,6 +9,7 @@
 #include "router.h"
 
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -101,6 +102,20 @@ int http_reply_chunked(struct evhttp_request *req);
  * chunked: http_reply_chunked(req), asked once. Returns the bytes given to the connection
  * (framing included; 0 if none: no connection, or len 0). */
 size_t http_write_chunk(struct evhttp_request *req, int chunked, const char *text, size_t len);
+/* Text written to many connections without a copy each (a meeting's document can be
+ * megabytes, and a stream's readers many): each connection's buffer refers to it, and the
+ * last reference lets it go. */
+struct http_shared {
+    _Atomic int refs;
+    char *text; /* owned */
+    size_t len;
+};
+/* One reference to text (malloc'd, taken over). */
+struct http_shared *http_shared_new(char *text, size_t len);
+void http_shared_unref(struct http_shared *sh);
+/* As http_write_chunk, sh->text referred to, not copied (sh->len not 0). Costs a TLS record
+ * and write() of its own for the size line: for big texts. */
+size_t http_write_chunk_shared(struct evhttp_request *req, int chunked, struct http_shared *sh);
 /* End a reply from http_detach (still attached to its connection) cleanly, after one last
  * chunk of text (not empty): use this, never evhttp_send_reply_end() directly (see http.c).
  * The caller must not touch req or its connection afterwards; the connection's close

@@ -34,32 +34,73 @@ static int contains(const char *list, const char *id)
     return list != NULL && id != NULL && *id && strstr(list, id) != NULL;
 }
 
-json_object *meeting_render(const char *doc, const struct auth_user *u)
+int meeting_people(json_object *doc)
 {
-    json_object *o = json_tokener_parse(doc);
     json_object *yp = NULL;
-    if (o == NULL || !json_object_object_get_ex(o, "young_people", &yp) || yp == NULL)
-        return o;
-    json_object *shown = json_object_new_array();
-    size_t n = json_object_array_length(yp);
-    for (size_t i = 0; i < n; i++) {
-        json_object *s = json_object_array_get_idx(yp, i), *hub = NULL, *team = NULL;
+    if (doc == NULL || !json_object_object_get_ex(doc, "young_people", &yp) ||
+        !json_object_is_type(yp, json_type_array))
+        return 0;
+    return (int)json_object_array_length(yp);
+}
+
+void meeting_sees(json_object *doc, const struct auth_user *u, unsigned char *seen)
+{
+    json_object *yp = NULL;
+    int n = meeting_people(doc);
+    if (n > 0)
+        json_object_object_get_ex(doc, "young_people", &yp);
+    for (int i = 0; i < n; i++) {
+        json_object *s = json_object_array_get_idx(yp, (size_t)i), *hub = NULL, *team = NULL;
         json_object_object_get_ex(s, "_hub", &hub);
         json_object_object_get_ex(s, "_team", &team);
         int sees = contains(u->hub_ids, json_object_get_string(hub));
         for (size_t k = 0; !sees && team && k < json_object_array_length(team); k++)
             sees = strcmp(json_object_get_string(json_object_array_get_idx(team, k)),
                           u->agency_id) == 0;
-        if (!sees)
-            continue;
-        json_object *copy = NULL;
-        json_object_deep_copy(s, &copy, NULL);
-        json_object_object_del(copy, "_hub");
-        json_object_object_del(copy, "_team");
-        json_object_array_add(shown, copy);
+        seen[i] = (unsigned char)sees;
     }
-    json_object_object_add(o, "young_people", shown);
+}
+
+/* The document's values are shared with the copy, not copied (json-c counts references): a
+ * copy of a meeting is a few hundred small objects whatever its minutes weigh. */
+json_object *meeting_shown(json_object *doc, const unsigned char *seen)
+{
+    if (meeting_people(doc) == 0)
+        return json_object_get(doc);
+    json_object *o = json_object_new_object();
+    json_object_object_foreach(doc, key, val)
+    {
+        if (strcmp(key, "young_people") != 0) {
+            json_object_object_add(o, key, json_object_get(val));
+            continue;
+        }
+        json_object *shown = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(val); i++) {
+            if (!seen[i])
+                continue;
+            json_object *person = json_object_new_object();
+            json_object_object_foreach(json_object_array_get_idx(val, i), k, v)
+            {
+                if (strcmp(k, "_hub") != 0 && strcmp(k, "_team") != 0)
+                    json_object_object_add(person, k, json_object_get(v));
+            }
+            json_object_array_add(shown, person);
+        }
+        json_object_object_add(o, key, shown);
+    }
     return o;
+}
+
+json_object *meeting_render(const char *doc, const struct auth_user *u)
+{
+    json_object *o = json_tokener_parse(doc);
+    int n = meeting_people(o);
+    unsigned char *seen = xcalloc((size_t)n + 1, 1);
+    meeting_sees(o, u, seen);
+    json_object *shown = meeting_shown(o, seen);
+    free(seen);
+    json_object_put(o);
+    return shown;
 }
 
 /* Reply with the meeting as the caller sees it (a second statement after a change: the

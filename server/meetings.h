@@ -55,5 +55,11 @@ struct http_req;
 /* The meeting document (text of MEETING_DOC) as user u may see it: only the young people
  * (with their minutes and actions) u may see. Owned; NULL if the text is not JSON. */
 json_object *meeting_render(const char *doc, const struct auth_user *u);
+/* The same in steps, for a document read by many (the live stream): how many young people
+ * the parsed document has; which of them u sees (seen[i] 1 or 0, for each); the document
+ * with only those (owned; NULL if doc is). */
+int meeting_people(json_object *doc);
+void meeting_sees(json_object *doc, const struct auth_user *u, unsigned char *seen);
+json_object *meeting_shown(json_object *doc, const unsigned char *seen);
 
 #endif

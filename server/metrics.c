@@ -48,6 +48,8 @@ static const char *const counter_names[COUNTER_COUNT][2] = {
      "Stream writes that found the subscriber's socket full (the rest waited in its buffer)"},
     {"raise_stream_batches_shared_total",
      "Batches of new events fetched once, as they were announced, for every worker's streams"},
+    {"raise_stream_meeting_renders_total",
+     "Meeting events rendered for the stream: once per view (the young people shown) per worker"},
 };
 
 static const char *const *route_names;

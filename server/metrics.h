@@ -27,10 +27,11 @@ enum metrics_counter {
     COUNTER_SEQUENCE_RUNS, /* sequencer runs, either lane (sequencer.h) */
     COUNTER_SEQUENCE_ROWS, /* events and audit rows they moved out of the queues */
     COUNTER_SEQUENCE_FAILED,
-    COUNTER_SSE_EVENTS,  /* events sent to stream subscribers (one per subscriber) */
-    COUNTER_SSE_WRITES,  /* writes that carried them (events / writes = the batching) */
-    COUNTER_SSE_BLOCKED, /* writes that found the subscriber's socket full */
-    COUNTER_SSE_SHARED,  /* batches fetched once for every worker (stream_fanout.c) */
+    COUNTER_SSE_EVENTS,          /* events sent to stream subscribers (one per subscriber) */
+    COUNTER_SSE_WRITES,          /* writes that carried them (events / writes = the batching) */
+    COUNTER_SSE_BLOCKED,         /* writes that found the subscriber's socket full */
+    COUNTER_SSE_SHARED,          /* batches fetched once for every worker (stream_fanout.c) */
+    COUNTER_SSE_MEETING_RENDERS, /* meeting events rendered, once per view (stream_fanout.c) */
     COUNTER_COUNT
 };
 

@@ -99,6 +99,11 @@ void stream_sub_write(struct stream_sub *s, const char *text, size_t len)
     s->handed += http_write_chunk(s->req, s->chunked, text, len);
 }
 
+void stream_sub_write_shared(struct stream_sub *s, struct http_shared *text)
+{
+    s->handed += http_write_chunk_shared(s->req, s->chunked, text);
+}
+
 /* Queue text for the subscriber; -1 (nothing written) if its unsent buffer is full. */
 static int sub_write(struct stream_sub *s, const char *text, size_t len)
 {
@@ -122,9 +127,9 @@ static int sub_write(struct stream_sub *s, const char *text, size_t len)
  * however long it takes, and one that is behind the events' pace falls behind and
  * catches up from its cursor, while one that stops reading is cut off.
  *
- * What is read moves in steps of a chain of the output buffer (about 32 KiB, see queue()
- * in http.c: SSL_write drains a chain only when all of it is out), so LIMIT_SSE_PROGRESS
- * (48 KiB) means two chains a period: about 13 KB/s at the default 5 s. */
+ * What is read moves in steps of a chain of the output buffer (at most about 32 KiB, see
+ * write_detached() in http.c: SSL_write drains a chain only when all of it is out), so
+ * LIMIT_SSE_PROGRESS (48 KiB) means two chains a period: about 13 KB/s at the default 5 s. */
 static void unblock_or_cut(struct stream_worker *sw)
 {
     uint64_t now = util_now_ms(), stall = (uint64_t)server_config()->stream_stall_timeout;

@@ -179,48 +179,130 @@ static int is_meeting(PGresult *res, int row)
     return strncmp(PQgetvalue(res, row, 1), "meeting.", 8) == 0;
 }
 
-/* The ids of the young people in a rendered meeting, into sw->shown. */
-static void note_shown(struct stream_worker *sw, json_object *meeting)
+/* An event as GET renders it, o (consumed), into the text of an event. */
+static char *event_text(PGresult *res, int row, json_object *o)
 {
-    json_object *yp = NULL;
-    sw->nshown = 0;
-    if (meeting == NULL || !json_object_object_get_ex(meeting, "young_people", &yp))
-        return;
-    int n = (int)json_object_array_length(yp);
-    if (n > sw->shown_cap) {
-        sw->shown_cap = n;
-        sw->shown = xrealloc(sw->shown, (size_t)n * sizeof(*sw->shown));
-    }
-    for (int i = 0; i < n; i++) {
-        json_object *id = NULL;
-        json_object_object_get_ex(json_object_array_get_idx(yp, i), "id", &id);
-        snprintf(sw->shown[sw->nshown++], sizeof(sw->shown[0]), "%s",
-                 id ? json_object_get_string(id) : "");
-    }
+    char *s = xasprintf(
+        "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(res, row, 0), PQgetvalue(res, row, 1),
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
 }
 
-/* The event as GET renders it; a meeting's young people depend on the reader, so meeting
- * events are rendered per subscriber (u, on its worker sw; the young people shown go into
- * sw->shown), the others once for all (sw may be NULL). */
-static char *render(struct stream_worker *sw, PGresult *res, int row, const struct auth_user *u)
+/* A non-meeting event, rendered once for every reader: what GET renders does not depend on
+ * who reads it (visible() decides who does). */
+static char *render(PGresult *res, int row)
 {
     const char *type = PQgetvalue(res, row, 1);
     json_object *o;
     if (strncmp(type, "intelligence.", 13) == 0)
         o = intelligence_render(res, row, FIRST_INTEL);
-    else if (is_meeting(res, row)) {
-        o = meeting_render(PQgetvalue(res, row, FIRST_MEETING), u);
-        if (sw != NULL)
-            note_shown(sw, o);
-    } else if (strncmp(type, "action.", 7) == 0)
+    else if (strncmp(type, "action.", 7) == 0)
         o = json_tokener_parse(PQgetvalue(res, row, COL_ACTION));
     else
         o = res_row_json_range(res, row, FIRST_SUBJECT, FIRST_MEETING);
-    char *s = xasprintf(
-        "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(res, row, 0), type,
-        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(o);
-    return s;
+    return event_text(res, row, o);
+}
+
+/* A meeting event of the pass. What GET renders depends on the reader: only the young
+ * people (and their minutes) they may see. Parsing the document and writing it out again
+ * for each reader cost tens of milliseconds a reader for a meeting with long minutes, a
+ * slice of readers at a time, and each reader's buffer held a copy of its own (a 4 MB
+ * meeting to 300 readers: 340-410 MB more memory; see "A meeting once per view" in
+ * docs/architecture.md). So the document is parsed once, each view (which young people)
+ * rendered once, and the readers that share a view share its text, referred to by their
+ * connections' buffers (http_write_chunk_shared). Freed when its batch leaves the pass. */
+struct meeting_view {
+    unsigned char *seen; /* owned; meeting_people(doc) entries */
+    struct http_shared *text;
+    char (*shown)[40]; /* owned; the ids of the young people it shows, for the audit */
+    int nshown;
+};
+
+struct meeting_event {
+    const struct batch *bt; /* the batch and row it is */
+    int row;
+    json_object *doc; /* owned; parsed */
+    int npeople;
+    struct meeting_view *views; /* owned */
+    int nviews;
+    struct meeting_event *next;
+};
+
+static struct meeting_view *meeting_view_new(struct meeting_event *m, PGresult *res,
+                                             const unsigned char *seen)
+{
+    m->views = xrealloc(m->views, (size_t)(m->nviews + 1) * sizeof(*m->views));
+    struct meeting_view *v = &m->views[m->nviews++];
+    v->seen = xmalloc((size_t)m->npeople + 1);
+    memcpy(v->seen, seen, (size_t)m->npeople);
+    v->shown = xcalloc((size_t)m->npeople + 1, sizeof(*v->shown));
+    v->nshown = 0;
+    json_object *o = meeting_shown(m->doc, v->seen), *yp = NULL;
+    if (o != NULL && json_object_object_get_ex(o, "young_people", &yp))
+        for (size_t i = 0; i < json_object_array_length(yp) && v->nshown < m->npeople; i++) {
+            json_object *id = NULL;
+            json_object_object_get_ex(json_object_array_get_idx(yp, i), "id", &id);
+            snprintf(v->shown[v->nshown++], sizeof(v->shown[0]), "%s",
+                     id ? json_object_get_string(id) : "");
+        }
+    char *text = event_text(res, m->row, o);
+    v->text = http_shared_new(text, strlen(text));
+    metrics_count(COUNTER_SSE_MEETING_RENDERS);
+    return v;
+}
+
+/* The view of the meeting event in bt's row for reader u. */
+static struct meeting_view *meeting_view(struct stream_worker *sw, const struct batch *bt, int row,
+                                         const struct auth_user *u)
+{
+    struct meeting_event *m = sw->meetings;
+    while (m != NULL && (m->bt != bt || m->row != row))
+        m = m->next;
+    if (m == NULL) {
+        m = xcalloc(1, sizeof(*m));
+        m->bt = bt;
+        m->row = row;
+        m->doc = json_tokener_parse(PQgetvalue(bt->res, row, FIRST_MEETING));
+        m->npeople = meeting_people(m->doc);
+        m->next = sw->meetings;
+        sw->meetings = m;
+    }
+    if (m->npeople + 1 > sw->seen_cap) {
+        sw->seen_cap = m->npeople + 1;
+        sw->seen = xrealloc(sw->seen, (size_t)sw->seen_cap);
+    }
+    meeting_sees(m->doc, u, sw->seen);
+    for (int i = 0; i < m->nviews; i++)
+        if (memcmp(m->views[i].seen, sw->seen, (size_t)m->npeople) == 0)
+            return &m->views[i];
+    return meeting_view_new(m, bt->res, sw->seen);
+}
+
+static void meeting_event_free(struct meeting_event *m)
+{
+    for (int i = 0; i < m->nviews; i++) {
+        free(m->views[i].seen);
+        free(m->views[i].shown);
+        http_shared_unref(m->views[i].text);
+    }
+    free(m->views);
+    json_object_put(m->doc);
+    free(m);
+}
+
+/* The meeting events of batch b (NULL: all) are done with. */
+static void meetings_forget(struct stream_worker *sw, const struct batch *b)
+{
+    struct meeting_event **p = &sw->meetings;
+    while (*p != NULL) {
+        struct meeting_event *m = *p;
+        if (b == NULL || m->bt == b) {
+            *p = m->next;
+            meeting_event_free(m);
+        } else
+            p = &m->next;
+    }
 }
 
 /* Append to the worker's batch buffer (sw->out), growing it. */
@@ -263,35 +345,35 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
             s->cursor = b->id;
             continue;
         }
-        char *mine = NULL; /* a meeting, rendered for this subscriber */
-        if (is_meeting(res, row))
-            mine = render(sw, res, row, s->user);
-        else if (b->text == NULL) { /* only in a batch of our own: shared ones come rendered */
-            b->text = render(sw, res, row, NULL);
+        struct meeting_view *v = is_meeting(res, row) ? meeting_view(sw, bt, row, s->user) : NULL;
+        if (v == NULL &&
+            b->text == NULL) { /* only in a batch of our own: shared ones come rendered */
+            b->text = render(res, row);
             b->len = strlen(b->text);
         }
-        const char *text = mine != NULL ? mine : b->text;
-        size_t len = mine != NULL ? strlen(mine) : b->len;
+        const char *text = v != NULL ? v->text->text : b->text;
+        size_t len = v != NULL ? v->text->len : b->len;
         if (sw->out_len == 0)
             *base = stream_unsent(s);
         /* An event bigger than the whole bound (a meeting's minutes can be megabytes) goes
          * out alone into an empty buffer: held back, it would be held back for ever, and
          * its subscriber with it. */
-        if (*base + sw->out_len > 0 && stream_sub_full(s, *base + sw->out_len + len)) {
-            free(mine); /* the event comes again later */
-            return 0;
-        }
-        out_add(sw, text, len);
+        if (*base + sw->out_len > 0 && stream_sub_full(s, *base + sw->out_len + len))
+            return 0; /* the event comes again later */
+        if (v != NULL && sw->out_len == 0 && len >= LIMIT_SSE_SHARED_MIN) {
+            stream_sub_write_shared(s, v->text); /* alone, and not copied */
+            metrics_count(COUNTER_SSE_WRITES);
+        } else
+            out_add(sw, text, len);
         s->cursor = b->id;
         (*sent)++;
         const char *id = PQgetvalue(res, row, 0), *hub = PQgetvalue(res, row, 2);
-        if (mine == NULL)
+        if (v == NULL)
             stream_note_delivery(sw, s, id, PQgetvalue(res, row, COL_SUBJECT), hub);
-        else if (sw->nshown == 0) /* a meeting with none of its young people shown */
+        else if (v->nshown == 0) /* a meeting with none of its young people shown */
             stream_note_delivery(sw, s, id, "", hub);
-        for (int i = 0; mine != NULL && i < sw->nshown; i++) /* its minutes about each */
-            stream_note_delivery(sw, s, id, sw->shown[i], hub);
-        free(mine);
+        for (int i = 0; v != NULL && i < v->nshown; i++) /* its minutes about each */
+            stream_note_delivery(sw, s, id, v->shown[i], hub);
     }
     return 1;
 }
@@ -302,10 +384,11 @@ static int fan_out_rows(struct stream_worker *sw, struct stream_sub *s, struct b
  * one before), so the cost per event falls as the load rises instead of the subscribers
  * falling behind. Nothing is written past LIMIT_SSE_BUFFER unsent: a subscriber that would
  * pass it is blocked there, its cursor at the last event it got. */
-static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
+static size_t fan_out_one(struct stream_worker *sw, struct stream_sub *s)
 {
     if (s->blocked_since != 0 || s->held)
-        return;
+        return 0;
+    size_t handed = s->handed;
     size_t base = 0; /* stream_unsent(s), read at its first event */
     long sent = 0;
     sw->out_len = 0;
@@ -313,11 +396,12 @@ static void fan_out_one(struct stream_worker *sw, struct stream_sub *s)
         continue;
     if (sw->out_len > 0) {
         stream_sub_write(s, sw->out, sw->out_len);
-        metrics_add(COUNTER_SSE_EVENTS, sent);
         metrics_count(COUNTER_SSE_WRITES);
     }
-    if (sw->out_len > 0 || s->blocked_since != 0) /* else nothing changed for its stall */
+    metrics_add(COUNTER_SSE_EVENTS, sent);
+    if (sent > 0 || s->blocked_since != 0) /* else nothing changed for its stall */
         stream_stall_start(s); /* after the write: what the kernel took at once is not reading */
+    return s->handed - handed;
 }
 
 /* A batch from a fetch's result (copied: the db layer frees it when the callback returns,
@@ -409,6 +493,7 @@ static void fan_out_release(struct stream_worker *sw)
         sw->more |= sw->cur[k]->own && sw->cur[k]->n == LIMIT_SSE_BATCH;
         if (!sw->cur[k]->own && sw->nsubs > 0)
             batch_age(sw->cur[k], STREAM_AGE_SENT);
+        meetings_forget(sw, sw->cur[k]);
         batch_unref(sw->cur[k]);
         k++;
     }
@@ -459,7 +544,8 @@ static void fan_out_next(struct stream_worker *sw)
  * pass too. */
 static void fan_out_slice(struct stream_worker *sw)
 {
-    for (int k = 0; k < LIMIT_SSE_SLICE && sw->ncur > 0; k++) {
+    size_t handed = 0;
+    for (int k = 0; k < LIMIT_SSE_SLICE && sw->ncur > 0 && handed < LIMIT_SSE_SLICE_BYTES; k++) {
         struct stream_sub *s = sw->batch_next != NULL ? sw->batch_next : TAILQ_FIRST(&sw->subs);
         if (s == NULL) { /* nobody left: every batch has been offered to every subscriber */
             sw->visits = sw->cur_until[sw->ncur - 1];
@@ -467,7 +553,7 @@ static void fan_out_slice(struct stream_worker *sw)
             break;
         }
         sw->batch_next = TAILQ_NEXT(s, entry);
-        fan_out_one(sw, s);
+        handed += fan_out_one(sw, s);
         sw->visits++;
         fan_out_release(sw);
     }
@@ -528,7 +614,7 @@ static void shared_publish(PGresult *res)
         batch_age(b, STREAM_AGE_FETCHED);
         for (int row = 0; row < b->n; row++)
             if (!b->rows[row].account && !is_meeting(res, row)) {
-                b->rows[row].text = render(NULL, res, row, NULL); /* no meetings here */
+                b->rows[row].text = render(res, row); /* no meetings here */
                 b->rows[row].len = strlen(b->rows[row].text);
             }
         for (int i = 0; i < LIMIT_WORKERS_MAX; i++)
@@ -661,6 +747,7 @@ void stream_fanout_free(struct stream_worker *sw)
     pthread_mutex_destroy(&sw->lock);
     event_free(sw->slice);
     event_free(sw->kick);
+    meetings_forget(sw, NULL);
     free(sw->out);
-    free(sw->shown);
+    free(sw->seen);
 }

@@ -108,10 +108,11 @@ struct stream_worker {
     int scanning;     /* the fetch in flight is fetch_scan_sql */
     char *out;        /* owned; one subscriber's share of a fetched batch (fan_out_one) */
     size_t out_len, out_cap;
-    /* The young people a meeting event just rendered for one subscriber shows (ids), for
-     * the delivery audit: its minutes are read about each of them. */
-    char (*shown)[40]; /* owned */
-    int nshown, shown_cap;
+    /* The meeting events of the pass, each parsed once and rendered once per view (the
+     * young people a reader sees), not once per reader (stream_fanout.c). */
+    struct meeting_event *meetings; /* owned */
+    unsigned char *seen;            /* owned; one reader's view, while it is looked up */
+    int seen_cap;
     /* The pass in progress, LIMIT_SSE_SLICE subscribers a loop turn (see fan_out_slice):
      * the batches it serves, in the order they came, each until every subscriber has been
      * visited once since it joined (cur_until, in visits). */
@@ -140,6 +141,8 @@ struct stream_worker {
 size_t stream_unsent(const struct stream_sub *s);
 /* Write a chunk to s's connection (http_write_chunk), counting it in s->handed. */
 void stream_sub_write(struct stream_sub *s, const char *text, size_t len);
+/* The same, text referred to, not copied (http_write_chunk_shared). */
+void stream_sub_write_shared(struct stream_sub *s, struct http_shared *text);
 /* After a write to s, or one refused: s starts stalling (see unblock_or_cut in stream.c),
  * unless it already is, when it is paused or has more than LIMIT_SSE_BUFFER unsent (an
  * event bigger than that, sent alone). What it reads is counted from here, after the

@@ -1078,6 +1078,50 @@ static int cut_off_within(const struct itest_server *s, int ms)
     return 0;
 }
 
+/* A meeting event is rendered once per view (which of its young people a reader sees) on
+ * each worker, not once per reader: readers of one view get the same text. Rendered per
+ * reader, a meeting with long minutes held the worker's loop for tens of milliseconds a
+ * reader, and each reader's buffer a copy of its own. */
+START_TEST(a_meeting_event_is_rendered_once_per_view)
+{
+    enum { NURSES = 4, MANAGERS = 2, WORKERS = 2 };
+    char team[128];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *pa = make_subject(team);
+    snprintf(team, sizeof(team), "[\"%s\"]", w.health);
+    char *hb = make_subject(team);
+    struct sse *readers[NURSES + MANAGERS];
+    for (int i = 0; i < NURSES + MANAGERS; i++)
+        readers[i] = sse_open(&a, i < NURSES ? w.nurse : w.mgr, -1);
+    long before = itest_metric(&a, "raise_stream_meeting_renders_total");
+    char *people[] = {pa, hb}, path[128];
+    meeting_about(&a, people, 2, path, sizeof(path));
+    char *first[2] = {NULL, NULL}; /* the nurses' text, the managers' */
+    for (int i = 0; i < NURSES + MANAGERS; i++) {
+        struct sse_event ev;
+        ck_assert_msg(sse_next(readers[i], &ev, 3000), "reader %d: no meeting event", i);
+        ck_assert_str_eq(ev.type, "meeting.scheduled");
+        int mgr = i >= NURSES;
+        ck_assert_msg(strstr(ev.data, hb) != NULL && (strstr(ev.data, pa) != NULL) == mgr,
+                      "reader %d: %s", i, ev.data);
+        if (first[mgr] == NULL)
+            first[mgr] = ev.data;
+        else {
+            ck_assert_str_eq(ev.data, first[mgr]);
+            free(ev.data);
+        }
+        sse_close(readers[i]);
+    }
+    long renders = itest_metric(&a, "raise_stream_meeting_renders_total") - before;
+    ck_assert_msg(renders >= 2 && renders <= 2 * WORKERS, "%ld renders for 2 views and %d readers",
+                  renders, NURSES + MANAGERS);
+    free(first[0]);
+    free(first[1]);
+    free(pa);
+    free(hb);
+}
+END_TEST
+
 /* A meeting's minutes can make one event bigger than a subscriber's whole unsent-bytes bound
  * (LIMIT_SSE_BUFFER): it still goes out, alone into an empty buffer, and what follows it too.
  * Held back until it fitted, it never would have, and the stream would have had nothing more
@@ -1494,6 +1538,7 @@ Suite *stream_suite(void)
     tcase_add_test(tc, streams_ended_by_the_server_end_for_the_client);
     tcase_add_test(tc, idempotency_across_two_instances);
     tcase_add_test(tc, meeting_events_per_reader);
+    tcase_add_test(tc, a_meeting_event_is_rendered_once_per_view);
     tcase_add_test(tc, concurrent_posts_reach_the_stream_in_order);
     tcase_add_test(tc, account_changes_reach_open_streams_at_once);
     tcase_add_test(tc, queues_mirror_their_tables);
