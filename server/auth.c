@@ -133,6 +133,26 @@ static int csrf_ok(const struct http_req *r)
     return h != NULL && strlen(h) == 64 && util_equal_ct(h, r->auth_csrf, 64);
 }
 
+/* A browser presents a client certificate to a site whoever made the page that asks, as it
+ * sends a cookie; a page of another site could then make a request that changes something
+ * (a form's POST with no body passes the JSON-only rule). Machine clients send neither
+ * header below; a browser sends Origin with every POST and, recent ones, Sec-Fetch-Site. So
+ * a request signed in by certificate that may change something is refused when either says
+ * it came from a page of another origin. */
+static int cert_cross_site(const struct http_req *r)
+{
+    if (r->route->method == METHOD_GET)
+        return 0;
+    const char *site = http_header(r, "Sec-Fetch-Site");
+    if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return 1;
+    const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host");
+    if (origin == NULL)
+        return 0;
+    return host == NULL || strncasecmp(origin, "https://", 8) != 0 ||
+           strcasecmp(origin + 8, host) != 0;
+}
+
 static void denied_done(struct http_req *r, enum db_status st, PGresult *res)
 {
     if (st != DB_OK)
@@ -179,6 +199,9 @@ static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
             http_reply_error(r, 403, "missing or wrong X-CSRF-Token");
             return;
         }
+    } else if (r->user->via == AUTH_VIA_CERTIFICATE && cert_cross_site(r)) {
+        http_reply_error(r, 403, "signed in by client certificate from another site's page");
+        return;
     }
     if (r->user->role < 0 || !(r->route->access & (1 << r->user->role))) {
         http_reply_error(r, 403, "your role may not do this");

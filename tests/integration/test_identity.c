@@ -805,6 +805,37 @@ START_TEST(client_certificate_signs_in_a_registered_user)
     json_object_put(j);
     https_response_clear(&r);
 
+    /* A page of another site may not use the certificate to change anything (the browser
+     * presents it as it would send a cookie); a machine client or the server's own origin
+     * may (409 here: there is no session to end). Reads are not refused. */
+    char own[96];
+    snprintf(own, sizeof(own), "Origin: https://127.0.0.1:%d", s.port);
+    static const struct {
+        const char *header;
+        int status;
+    } from[] = {{NULL, 409},
+                {"Origin: https://evil.example", 403},
+                {"Origin: null", 403},
+                {"Sec-Fetch-Site: cross-site", 403},
+                {"Sec-Fetch-Site: same-site", 403},
+                {"Sec-Fetch-Site: same-origin", 409},
+                {"", 409}};
+    for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+        const char *h = from[i].header != NULL && from[i].header[0] == '\0' ? own : from[i].header;
+        const char *hs[] = {h, NULL};
+        ck_assert_int_eq(https_fetch(&o, "DELETE", "/v1/sessions/current", hs, NULL, 0, &r, &cause),
+                         0);
+        ck_assert_msg(r.status == from[i].status, "%s: %d %s", h ? h : "no header", r.status,
+                      r.body);
+        if (r.status == 403)
+            itest_assert_problem(&r, 403, NULL);
+        https_response_clear(&r);
+    }
+    const char *evil[] = {"Origin: https://evil.example", "Sec-Fetch-Site: cross-site", NULL};
+    ck_assert_int_eq(https_fetch(&o, "GET", "/v1/me", evil, NULL, 0, &r, &cause), 0);
+    ck_assert_int_eq(r.status, 200);
+    https_response_clear(&r);
+
     /* deactivated: the certificate no longer signs in */
     snprintf(path, sizeof(path), "/v1/users/%s", uid);
     itest_call(&s, admin, "PATCH", path, "{\"active\":false}", &r);
