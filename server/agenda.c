@@ -95,14 +95,18 @@ static const char agenda_sql[] =
         "1, 4";
 /* clang-format on */
 
-/* $1 hub $2 agency $3 hubs: every young person of the hub, live, as for a meeting now. */
+/* $1 hub $2 agency $3 hubs: every young person of the hub, live, as for a meeting now. Their
+ * next meeting: the first scheduled one from 12 hours ago on (one running late is still
+ * next), else the last scheduled one before that, never started (not the oldest of those). */
 /* clang-format off */
 static const char suggest_sql[] =
     "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET("s", "NULL::uuid", "now()")
         " AS last_met, (SELECT jsonb_build_object('id', nm.id, "
     "  'title', nm.title, 'scheduled_for', " TS("nm.scheduled_for") ") FROM meetings nm JOIN "
     "  meeting_subjects nms ON nms.meeting_id = nm.id WHERE nms.subject_id = s.id AND "
-    "  nm.status = 'scheduled' ORDER BY nm.scheduled_for LIMIT 1) AS next_meeting "
+    "  nm.status = 'scheduled' ORDER BY nm.scheduled_for < now() - interval '12 hours', "
+    "  CASE WHEN nm.scheduled_for >= now() - interval '12 hours' THEN nm.scheduled_for END, "
+    "  nm.scheduled_for DESC LIMIT 1) AS next_meeting "
     "  FROM subjects s WHERE s.hub_id = $1 AND " SUBJECT_VISIBLE("s", "$2", "$3") "), "
     "ws AS (SELECT w.*, coalesce(w.last_met, now() - interval '28 days') AS since FROM w), "
     "h AS (SELECT time_zone AS tz FROM hubs WHERE id = $1) "

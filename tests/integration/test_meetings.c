@@ -124,18 +124,24 @@ static char *post_intel(const char *token, const char *subject, const char *cate
     return id;
 }
 
-static char *new_meeting(const char *subjects_json, const char *agencies_json)
+/* A meeting scheduled days from now (negative: ago). */
+static char *new_meeting_on(int days, const char *subjects_json, const char *agencies_json)
 {
     char body[2048];
     snprintf(body, sizeof(body),
              "{\"hub_id\":\"%s\",\"title\":\"Weekly RAISE\",\"scheduled_for\":\"%s\","
              "\"location\":\"Hub meeting room\",\"subject_ids\":%s,\"invited_agencies\":%s}",
-             w.hub, when(1), subjects_json, agencies_json);
+             w.hub, when(days), subjects_json, agencies_json);
     json_object *o = call(w.mgr, "POST", "/v1/meetings", body, 201);
     char *id = strdup(itest_jstr(o, "id"));
     ck_assert_str_eq(itest_jstr(o, "status"), "scheduled");
     json_object_put(o);
     return id;
+}
+
+static char *new_meeting(const char *subjects_json, const char *agencies_json)
+{
+    return new_meeting_on(1, subjects_json, agencies_json);
 }
 
 static json_object *member(json_object *o, const char *key)
@@ -707,6 +713,15 @@ START_TEST(suggestions_rank_with_reasons)
     snprintf(team, sizeof(team), "[\"%s\"]", w.police);
     char *quiet = new_subject("Quiet", team), *loud = new_subject("Loud", team);
     free(post_intel(w.officer, loud, "cse_concern", "critical", "Seen with older men", ""));
+    /* next_meeting: an upcoming meeting before one that was never held; with none upcoming,
+     * the last one not held (its scheduled_for says it is past) */
+    char both[160], one[96], agencies[64];
+    snprintf(both, sizeof(both), "[\"%s\",\"%s\"]", quiet, loud);
+    snprintf(one, sizeof(one), "[\"%s\"]", loud);
+    snprintf(agencies, sizeof(agencies), "[\"%s\"]", w.police);
+    char *long_ago = new_meeting_on(-20, both, agencies),
+         *stale = new_meeting_on(-10, both, agencies);
+    char *soon = new_meeting_on(3, one, agencies), *later = new_meeting_on(9, one, agencies);
     snprintf(path, sizeof(path), "/v1/hubs/%s/agenda-suggestions?limit=200", w.hub);
     json_object *o = call(w.mgr, "GET", path, NULL, 200);
     json_object *items = member(o, "items");
@@ -720,10 +735,13 @@ START_TEST(suggestions_rank_with_reasons)
         ck_assert(s <= prev);
         prev = s;
         const char *id = itest_jstr(member(e, "subject"), "id");
-        if (strcmp(id, loud) == 0)
+        if (strcmp(id, loud) == 0) {
             at_loud = (int)i;
+            ck_assert_str_eq(itest_jstr(member(e, "next_meeting"), "id"), soon);
+        }
         if (strcmp(id, quiet) == 0) {
             at_quiet = (int)i;
+            ck_assert_str_eq(itest_jstr(member(e, "next_meeting"), "id"), stale);
             ck_assert(strstr(json_object_to_json_string(member(e, "reasons")),
                              "never discussed at RAISE") != NULL);
         }
@@ -748,6 +766,10 @@ START_TEST(suggestions_rank_with_reasons)
     free(n);
     free(quiet);
     free(loud);
+    free(long_ago);
+    free(stale);
+    free(soon);
+    free(later);
 }
 END_TEST
 
