@@ -18,6 +18,18 @@ struct http_req;
     ", " rtype ", " rid ", " subject ", " hub " FROM (SELECT " ctx "::jsonb AS c) ctx" from        \
     " RETURNING qid)"
 
+/* The same, written about a user other than the caller (there may be none): u is a table
+ * alias with id, username, agency_id and role (NULLs when an outer join found no one), from
+ * the joins in from. For a request with no signed-in caller: a dead session's token, a
+ * certificate that signs in no one. */
+#define AUDIT_CTE_ABOUT(ctx, u, action, outcome, rtype, rid, from)                                 \
+    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "  \
+    "request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "           \
+    "SELECT " u ".id, " u ".username, " u ".agency_id, " u                                         \
+    ".role, c->>'route', c->>'client_addr', "                                                      \
+    "c->>'request_id', c->>'purpose', " action ", " outcome ", " rtype ", " rid ", NULL, NULL "    \
+    "FROM (SELECT " ctx "::jsonb AS c) ctx, " from " RETURNING qid)"
+
 /* JSON for AUDIT_CTE's ctx parameter (owned): user, agency, role, route pattern, client
  * address, request id, and purpose (X-Purpose header, else the route's purpose). */
 char *audit_context(const struct http_req *r);

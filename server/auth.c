@@ -43,16 +43,29 @@ static const char by_token_sql[] =
  * per session (sessions.denied_at, sql/015), so a stolen token tried after sign-out is on
  * record. A token that never was a session writes nothing: guessing costs the guesser an
  * index lookup, not the audit log a row. */
+/* clang-format off */
 static const char denied_sql[] =
     "WITH dead AS (UPDATE sessions SET denied_at = now() WHERE token_hash = decode($1, 'hex') "
     "  AND (denied_at IS NULL OR denied_at < now() - interval '1 minute') RETURNING id, user_id), "
-    "audit AS (INSERT INTO audit_queue (user_id, username, agency_id, role, route, client_addr, "
-    "  request_id, purpose, action, outcome, record_type, record_id, subject_id, hub_id) "
-    "  SELECT u.id, u.username, u.agency_id, u.role, c->>'route', c->>'client_addr', "
-    "  c->>'request_id', c->>'purpose', 'session.use', 'denied', 'session', dead.id::text, NULL, "
-    "  NULL FROM dead JOIN users u ON u.id = dead.user_id, (SELECT $2::jsonb AS c) ctx "
-    "  RETURNING qid) "
-    "SELECT count(*) FROM audit";
+    AUDIT_CTE_ABOUT("$2", "u", "'session.use'", "'denied'", "'session'", "dead.id::text",
+                    "dead JOIN users u ON u.id = dead.user_id")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
+
+/* A certificate that verified but signs in no one (never registered, or its user is
+ * deactivated): audited at most once a minute per certificate (sql/016), about its user if
+ * it has one. Only the CA's certificates get this far, so this cannot be used to fill the
+ * log. */
+/* clang-format off */
+static const char cert_denied_sql[] =
+    "WITH d AS (INSERT INTO certificate_denials AS cd (fingerprint, at) VALUES ($1, now()) "
+    "  ON CONFLICT (fingerprint) DO UPDATE SET at = now() "
+    "  WHERE cd.at < now() - interval '1 minute' RETURNING fingerprint), "
+    AUDIT_CTE_ABOUT("$2", "u", "'certificate.use'", "'denied'", "'certificate'", "d.fingerprint",
+                    "d LEFT JOIN user_certificates uc ON uc.fingerprint = d.fingerprint "
+                    "LEFT JOIN users u ON u.id = uc.user_id")
+    " SELECT count(*) FROM audit";
+/* clang-format on */
 
 static const char by_cert_sql[] = "SELECT " USER_COLUMNS ", '' FROM user_certificates c "
                                   "JOIN users u ON u.id = c.user_id AND u.active "
@@ -162,9 +175,11 @@ static void denied_done(struct http_req *r, enum db_status st, PGresult *res)
 
 static void looked_up(struct http_req *r, enum db_status st, PGresult *res);
 
-/* A token's lookup: found, as any lookup; not found, its use is audited if the token was
- * once a session's (denied_sql), then 401. handler_data holds the token's hash until here. */
-static void token_looked_up(struct http_req *r, enum db_status st, PGresult *res)
+/* A lookup by a token's or certificate's hash: found, as any lookup; not found, its use is
+ * audited by denied (denied_sql: if the token was once a session's; cert_denied_sql), then
+ * 401. handler_data holds the hash until here. */
+static void credential_looked_up(struct http_req *r, enum db_status st, PGresult *res,
+                                 const char *denied)
 {
     char *digest = r->handler_data;
     r->handler_data = NULL;
@@ -172,13 +187,23 @@ static void token_looked_up(struct http_req *r, enum db_status st, PGresult *res
     if (st == DB_OK && PQntuples(res) == 0 && digest != NULL) {
         char *ctx = audit_context(r);
         const char *params[] = {digest, ctx};
-        http_query(r, denied_sql, 2, params, denied_done);
+        http_query(r, denied, 2, params, denied_done);
         free(ctx);
         free(digest);
         return;
     }
     free(digest);
     looked_up(r, st, res);
+}
+
+static void token_looked_up(struct http_req *r, enum db_status st, PGresult *res)
+{
+    credential_looked_up(r, st, res, denied_sql);
+}
+
+static void cert_looked_up(struct http_req *r, enum db_status st, PGresult *res)
+{
+    credential_looked_up(r, st, res, cert_denied_sql);
 }
 
 static void looked_up(struct http_req *r, enum db_status st, PGresult *res)
@@ -228,12 +253,12 @@ static int client_fingerprint(const struct http_req *r, char out[65])
     return ok;
 }
 
-static void lookup_token(struct http_req *r, const char digest[65])
+static void lookup(struct http_req *r, const char *sql, const char digest[65], http_db_cb done)
 {
     const char *params[] = {digest};
     r->handler_data = xstrdup(digest);
     r->handler_free = free; /* if r ends before the lookup answers */
-    http_query(r, by_token_sql, 1, params, token_looked_up);
+    http_query(r, sql, 1, params, done);
 }
 
 void auth_dispatch(struct http_req *r)
@@ -251,7 +276,7 @@ void auth_dispatch(struct http_req *r)
             return;
         }
         auth_token_hash(h + 7, digest);
-        lookup_token(r, digest);
+        lookup(r, by_token_sql, digest, token_looked_up);
         return;
     }
     char cookie[LIMIT_TOKEN_MAX + 1];
@@ -265,12 +290,11 @@ void auth_dispatch(struct http_req *r)
         }
         auth_token_hash(cookie, digest);
         explicit_bzero(cookie, sizeof(cookie));
-        lookup_token(r, digest);
+        lookup(r, by_token_sql, digest, token_looked_up);
         return;
     }
     if (client_fingerprint(r, digest)) {
-        const char *params[] = {digest};
-        http_query(r, by_cert_sql, 1, params, looked_up);
+        lookup(r, by_cert_sql, digest, cert_looked_up);
         return;
     }
     unauthorized(r, "sign in first (POST /v1/sessions) and send the token as a bearer token");
