@@ -383,12 +383,17 @@ static void write_detached(struct bufferevent *bev, const struct piece *pieces, 
                 now = 0;
                 held = 1;
             }
-            /* the reference is counted once added (only a later drain, on this thread, lets it
-             * go); if it cannot be added (out of memory), a copy is tried */
-            if (pieces[i].sh != NULL &&
-                evbuffer_add_reference(out, p, k, shared_done, pieces[i].sh) == 0)
-                atomic_fetch_add(&pieces[i].sh->refs, 1);
-            else
+            /* counted before it is added (were the buffer drained at once, the piece would be
+             * let go at once); if it cannot be added (out of memory), uncounted (the caller's
+             * own reference keeps it above 0) and a copy is tried */
+            struct http_shared *sh = pieces[i].sh;
+            if (sh != NULL)
+                atomic_fetch_add(&sh->refs, 1);
+            if (sh != NULL && evbuffer_add_reference(out, p, k, shared_done, sh) != 0) {
+                atomic_fetch_sub(&sh->refs, 1);
+                sh = NULL;
+            }
+            if (sh == NULL)
                 evbuffer_add(out, p, k);
             if (held)
                 evbuffer_pullup(out, (ev_ssize_t)k);
