@@ -251,11 +251,17 @@ void meetings_create(struct http_req *r)
     "s.id = ms.subject_id WHERE ms.meeting_id = " m                                                \
     ".id AND " SUBJECT_VISIBLE("s", agency, hubs) ") yp ON true"
 
-/* ---- GET /v1/meetings?hub_id=&from=&to=: soonest last; cursor paged */
+/* ---- GET /v1/meetings?hub_id=&from=&to=: soonest last; cursor paged
+ *
+ * Each meeting as a summary (MEETING_SUMMARY): no young people, minutes or actions, so a
+ * list shows no case data and is audited once per meeting, naming no young person
+ * (meeting.list). Until 2026-12-07 a list carried every meeting's whole document: up to
+ * 200 meetings of up to 50 young people's minutes (4 MB each at most), and a
+ * meeting.read audit row per young person shown, for a page that shows dates and titles. */
 
 /* clang-format off */
 static const char list_sql[] =
-    "WITH rows AS (SELECT " MEETING_DOC("m") " AS doc, m.id, m.hub_id, m.scheduled_for AS _at, "
+    "WITH rows AS (SELECT " MEETING_SUMMARY("m", "$3", "$4") " AS doc, m.id, m.hub_id, m.scheduled_for AS _at, "
     "  to_char(m.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || "
     "  m.id AS _cursor FROM meetings m WHERE " MEETING_VISIBLE("m", "$3", "$4")
     "   AND ($5::uuid IS NULL OR m.hub_id = $5::uuid) "
@@ -264,10 +270,9 @@ static const char list_sql[] =
     "  AND ($1::text IS NULL OR (m.scheduled_for, m.id) < "
     "       ((split_part($1, '|', 1) || 'Z')::timestamptz, split_part($1, '|', 2)::uuid)) "
     "  ORDER BY m.scheduled_for DESC, m.id DESC LIMIT $2::int + 1), "
-        AUDIT_CTE("$8", "'meeting.read'", "'ok'", "'meeting'", "shown.id::text", "yp.id",
+        AUDIT_CTE("$8", "'meeting.list'", "'ok'", "'meeting'", "shown.id::text", "NULL",
                   "shown.hub_id",
-                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown "
-                  SHOWN_PEOPLE("shown", "$3", "$4"))
+                  ", (SELECT * FROM rows ORDER BY _at DESC, id DESC LIMIT $2::int) shown")
     " SELECT doc, _cursor FROM rows ORDER BY _at DESC, id DESC";
 /* clang-format on */
 
@@ -284,7 +289,7 @@ static void listed(struct http_req *r, enum db_status st, PGresult *res)
     int n = PQntuples(res), limit = (int)(long)r->handler_data;
     json_object *items = json_object_new_array(), *body = json_object_new_object();
     for (int i = 0; i < n && i < limit; i++)
-        json_object_array_add(items, meeting_render(PQgetvalue(res, i, 0), r->user));
+        json_object_array_add(items, json_tokener_parse(PQgetvalue(res, i, 0)));
     json_object_object_add(body, "items", items);
     json_object_object_add(body, "next", res_next_cursor(res, n, limit, 1));
     http_reply_json(r, 200, body);

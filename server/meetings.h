@@ -17,8 +17,19 @@ struct http_req;
 
 /* The whole meeting as one jsonb value: every young person on it with their team (under
  * "_team", for meeting_render's filter), minutes and the actions agreed in the meeting. */
+#define MEETING_DOC(m) MEETING_HEAD(m) ", 'young_people', " MEETING_SUBJECTS(m) ")"
+
+/* A meeting in a list: the same without its young people, minutes and actions; instead,
+ * how many of its young people the reader (agency, hubs: SQL parameters) may see. */
+#define MEETING_SUMMARY(m, agency, hubs)                                                           \
+    MEETING_HEAD(m)                                                                                \
+    ", 'young_people_count', (SELECT count(*) FROM meeting_subjects cs JOIN "                      \
+    "subjects s ON s.id = cs.subject_id WHERE cs.meeting_id = " m                                  \
+    ".id AND " SUBJECT_VISIBLE("s", agency, hubs) "))"
+
+/* The meeting's own fields, as the start of a jsonb_build_object (not closed). */
 /* clang-format off */
-#define MEETING_DOC(m)                                                                             \
+#define MEETING_HEAD(m)                                                                            \
     "jsonb_build_object('id', " m ".id, 'hub_id', " m ".hub_id, 'hub_name', (SELECT name FROM "    \
         "hubs WHERE id = " m ".hub_id), 'title', " m ".title, 'scheduled_for', "                   \
         TS(m ".scheduled_for") ", 'location', " m ".location, 'status', " m ".status, 'chair', "   \
@@ -31,7 +42,7 @@ struct http_req;
         "ma.meeting_id = " m ".id), '[]'), 'attendance', coalesce((SELECT "                        \
         "jsonb_agg(jsonb_build_object('name', t.name, 'agency_id', t.agency_id, 'user_id', "       \
         "t.user_id) ORDER BY t.position) FROM meeting_attendance t WHERE t.meeting_id = " m        \
-        ".id), '[]'), 'young_people', " MEETING_SUBJECTS(m) ")"
+        ".id), '[]')"
 /* clang-format on */
 
 /* clang-format off */
