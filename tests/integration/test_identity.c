@@ -552,6 +552,57 @@ START_TEST(audit_chain_verifies_and_detects_tampering)
     json_object_put(o);
     https_response_clear(&r);
 
+    /* Text moved between neighbouring fields is caught too. A sign-in's username is any
+     * text, U+001F included; the row's first hash format joined the fields with U+001F, so
+     * username "x<US>" with no role and username "x" with role "<US>" had the same text and
+     * the same hash, and verify passed (sql/017). */
+    char *tried = strdup(itest_unique("shift"));
+    char body[160];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\\u001f\",\"password\":\"not-it\"}", tried);
+    itest_call(&srv, NULL, "POST", "/v1/sessions", body, &r);
+    itest_assert_problem(&r, 401, NULL);
+    https_response_clear(&r);
+    char *shifted = NULL;
+    for (int i = 0; i < 40 && shifted == NULL; i++) { /* chained just after the reply */
+        itest_sleep_ms(i ? 50 : 0);
+        shifted = count("SELECT seq FROM audit_log WHERE username = '%s' || chr(31) AND role IS "
+                        "NULL AND agency_id IS NULL",
+                        tried);
+        if (shifted != NULL && shifted[0] == '\0') {
+            free(shifted);
+            shifted = NULL;
+        }
+    }
+    ck_assert_ptr_nonnull(shifted);
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_no_update; UPDATE audit_log SET "
+             "username = '%s', role = chr(31) WHERE seq = %s; ALTER TABLE audit_log ENABLE "
+             "TRIGGER audit_no_update;",
+             tried, shifted);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    itest_call(&srv, admin, "GET", "/v1/audit/verify", NULL, &r);
+    o = itest_json(&r);
+    ck_assert_msg(json_object_object_get_ex(o, "ok", &v) && !json_object_get_boolean(v),
+                  "text moved between fields not caught: %s", r.body);
+    ck_assert(json_object_object_get_ex(o, "first_broken", &v));
+    ck_assert_str_eq(json_object_to_json_string(json_object_object_get(v, "seq")), shifted);
+    json_object_put(o);
+    https_response_clear(&r);
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_no_update; UPDATE audit_log SET "
+             "username = '%s' || chr(31), role = NULL WHERE seq = %s; ALTER TABLE audit_log "
+             "ENABLE TRIGGER audit_no_update;",
+             tried, shifted);
+    ck_assert_int_eq(itest_sql(sql), 0);
+    itest_call(&srv, admin, "GET", "/v1/audit/verify", NULL, &r);
+    o = itest_json(&r);
+    ck_assert_msg(json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v), "%s",
+                  r.body);
+    json_object_put(o);
+    https_response_clear(&r);
+    free(shifted);
+    free(tried);
+
     /* the last row removed: no row after it shows a gap, but the head does (review: verify
      * passed until the next row came) */
     char *last = itest_sql_value("SELECT max(seq) FROM audit_log");

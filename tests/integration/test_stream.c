@@ -1420,7 +1420,7 @@ END_TEST
 static const char queue_shape_sql[] =
     "WITH sides(pair, rel, skip) AS (VALUES "
     "  (1, 'events'::regclass, '{id}'::name[]), (1, 'event_queue', '{qid}'), "
-    "  (2, 'audit_log', '{seq,prev_hash,hash}'), (2, 'audit_queue', '{qid}')), "
+    "  (2, 'audit_log', '{seq,prev_hash,hash,canon}'), (2, 'audit_queue', '{qid}')), "
     "shape AS (SELECT pair, "
     "  (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "
     "     attnotnull, ', ' ORDER BY attname) FROM pg_attribute WHERE attrelid = rel "
