@@ -51,8 +51,13 @@ static const char list_sql[] =
         "audit_log WHERE ($1::uuid[] IS NULL OR hub_id = ANY($1::uuid[])) AND ($2::uuid IS NULL "
         "OR subject_id = $2::uuid) AND ($3::uuid IS NULL OR user_id = $3::uuid) AND "
         "($4::timestamptz IS NULL OR at >= $4::timestamptz) AND ($5::timestamptz IS NULL OR at < "
-        "$5::timestamptz) AND ($6::bigint IS NULL OR seq < $6::bigint) ORDER BY seq DESC LIMIT "
-        "$8::int + 1) "
+        "$5::timestamptz) AND ($6::bigint IS NULL OR seq < $6::bigint) "
+        /* a reader limited to its hubs does not see rows about intelligence restricted to
+         * agencies other than its own: GET answers 404 for those, and their rows would
+         * show they exist */
+        "AND ($1::uuid[] IS NULL OR record_type IS DISTINCT FROM 'intelligence' OR NOT EXISTS "
+        "(SELECT 1 FROM intelligence ri WHERE ri.id::text = record_id AND ri.restricted_to IS NOT "
+        "NULL AND NOT $9::uuid = ANY(ri.restricted_to))) ORDER BY seq DESC LIMIT $8::int + 1) "
     "SELECT rows.* FROM rows, (SELECT count(*) FROM audit) a ORDER BY seq DESC";
 /* clang-format on */
 
@@ -122,9 +127,9 @@ void audit_list(struct http_req *r)
     /* Every row if auth_allow says so; else only rows of the hubs it allows (the managed
      * hubs: the same rule, applied per row in SQL). */
     const char *hubs = auth_allow(r->user, AUTH_READ, REC_AUDIT, NULL) ? NULL : r->user->hub_ids;
-    const char *params[] = {hubs, subject, user, from, to, before, ctx, lim};
+    const char *params[] = {hubs, subject, user, from, to, before, ctx, lim, r->user->agency_id};
     /* first everything already answered (sequencer.h), so the reader sees it */
-    http_query_sequenced(r, SEQ_AUDIT, list_sql, 8, params, listed, (void *)(long)limit);
+    http_query_sequenced(r, SEQ_AUDIT, list_sql, 9, params, listed, (void *)(long)limit);
     free(ctx);
     free(before);
 done:

@@ -39,7 +39,7 @@ int sequencer_drain(PGconn *pg, char **cause);
  * start of a stream): run the lane's function (again while it finds a full batch), then
  * http_query(r, sql, ...) with cb; r->handler_data is data again by then. At most 8
  * parameters, copied. A failed run answers like a failed query. */
-#define SEQUENCED_MAX_PARAMS 8
+#define SEQUENCED_MAX_PARAMS 9
 void http_query_sequenced(struct http_req *r, enum seq_lane which, const char *sql, int nparams,
                           const char *const *params, http_db_cb cb, void *data);
 

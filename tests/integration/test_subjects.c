@@ -558,6 +558,19 @@ START_TEST(restricted_items_reach_only_listed_agencies)
     ck_assert_int_eq(status_of(w.nurse, "GET", path, NULL), 404); /* on the team, not listed */
     ck_assert_int_eq(status_of(w.mgr, "GET", path, NULL), 404);
     ck_assert_int_eq(count_in_list(w.nurse, subject, id), 0);
+    /* nor does the hub's audit log show the manager that it exists (it shows the officer's
+     * other rows about the young person) */
+    char audit[160];
+    snprintf(audit, sizeof(audit), "/v1/audit?subject_id=%s&limit=200", subject);
+    for (int i = 0; i < 2; i++) {
+        const char *reader = i == 0 ? w.mgr : w.admin;
+        itest_call(&srv, reader, "GET", audit, NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg((strstr(r.body, id) != NULL) == (reader == w.admin), "%s: %s",
+                      i == 0 ? "manager" : "admin", r.body);
+        ck_assert(strstr(r.body, "subject.create") != NULL);
+        https_response_clear(&r);
+    }
     /* restricting to an agency off the team is refused */
     snprintf(extra, sizeof(extra), ",\"restricted_to\":[\"%s\"]", w.outsider_agency);
     free(body);
