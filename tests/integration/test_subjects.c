@@ -539,6 +539,48 @@ START_TEST(grading_required_of_police_only)
 }
 END_TEST
 
+/* n copies of an astral character written as a JSON escape (12 bytes for one character, as
+ * clients that escape all non-ASCII send it). Owned. */
+static char *escaped_emoji(int n)
+{
+    static const char one[] = "\\ud83d\\ude00";
+    char *s = malloc((size_t)n * (sizeof(one) - 1) + 1);
+    for (int i = 0; i < n; i++)
+        memcpy(s + (size_t)i * (sizeof(one) - 1), one, sizeof(one) - 1);
+    s[(size_t)n * (sizeof(one) - 1)] = '\0';
+    return s;
+}
+
+/* Every text field at its most characters, each character escaped at its longest: one
+ * item's body, so it must fit the route's body limit (64 KiB refused it with 413). */
+START_TEST(an_item_at_its_limits_fits_escaped)
+{
+    char *subject = team_subject();
+    char *summary = escaped_emoji(500), *detail = escaped_emoji(10000),
+         *conditions = escaped_emoji(2000), *body = NULL;
+    ck_assert_int_ge(asprintf(&body,
+                              "{\"subject_id\":\"%s\",\"category\":\"other\",\"summary\":\"%s\","
+                              "\"detail\":\"%s\",\"occurred_at\":\"%s\",\"risk_level\":\"low\","
+                              "\"grading\":{\"scheme\":\"3x5x2\",\"source\":1,\"assessment\":"
+                              "\"A\",\"handling\":\"C\",\"conditions\":\"%s\"}}",
+                              subject, summary, detail, now_minus(5), conditions),
+                     0);
+    ck_assert(strlen(body) > 150000);
+    struct https_response r = {0};
+    post_intel(w.officer, NULL, body, &r);
+    ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+    json_object *o = itest_json(&r);
+    ck_assert_int_eq(strlen(itest_jstr(o, "detail")), 4 * 10000); /* UTF-8: 4 bytes each */
+    json_object_put(o);
+    https_response_clear(&r);
+    free(body);
+    free(summary);
+    free(detail);
+    free(conditions);
+    free(subject);
+}
+END_TEST
+
 START_TEST(restricted_items_reach_only_listed_agencies)
 {
     char *subject = team_subject();
@@ -827,6 +869,7 @@ Suite *subjects_suite(void)
     tcase_add_test(ti, police_post_reaches_the_team_with_conditions);
     tcase_add_test(ti, grading_required_of_police_only);
     tcase_add_test(ti, restricted_items_reach_only_listed_agencies);
+    tcase_add_test(ti, an_item_at_its_limits_fits_escaped);
     tcase_add_test(ti, idempotency_key_makes_retries_safe);
     tcase_add_test(ti, retraction_keeps_the_item);
     tcase_add_test(ti, intelligence_pages_newest_first);
