@@ -64,21 +64,27 @@ static const struct json_field create_fields[] = {
  * $6 due date $7 user $8 agency $9 hubs $10 audit context
  * The meeting is locked (FOR SHARE) while its status is read: a close in progress is waited
  * for and then seen (409), where before an action could be recorded in a meeting that had
- * just closed (found in review). */
+ * just closed (found in review). So are the rows that put the young person on the meeting
+ * and the owner agency on their team: a change that removes either is waited for and then
+ * seen (422). The statement's other reads see the data as it was when it began, so without
+ * the locks an action went into a meeting the young person had just left, or to an agency
+ * just taken off the team, which kept sight of the young person through it (review). */
 /* clang-format off */
 static const char create_sql[] =
     "WITH mt AS (SELECT m.id, m.status, m.hub_id = ANY($9::uuid[]) AS manages FROM meetings m "
     "  WHERE m.id = $1::uuid AND " MEETING_VISIBLE("m", "$8", "$9") " FOR SHARE OF m), "
     "subj AS (SELECT s.id, s.hub_id, h.time_zone FROM subjects s JOIN hubs h ON h.id = s.hub_id "
     "  WHERE s.id = $2 AND s.hub_id = ANY($9::uuid[])), "
+    "on_m AS (SELECT 1 FROM meeting_subjects WHERE meeting_id = $1::uuid AND subject_id = $2 "
+    "  FOR SHARE), "
+    "owner AS (SELECT 1 FROM subject_team WHERE subject_id = $2 AND agency_id = $3 FOR SHARE), "
     "chk AS (SELECT "
     "  ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM mt)) AS meeting_seen, "
     "  ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM mt WHERE manages)) AS meeting_managed, "
     "  ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM mt WHERE status <> 'closed')) AS meeting_open, "
     "  EXISTS (SELECT 1 FROM subj) AS subject_ok, "
-    "  ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM meeting_subjects WHERE meeting_id = $1::uuid "
-    "    AND subject_id = $2)) AS on_meeting, "
-    "  EXISTS (SELECT 1 FROM subject_team WHERE subject_id = $2 AND agency_id = $3) AS owner_ok, "
+    "  ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM on_m)) AS on_meeting, "
+    "  EXISTS (SELECT 1 FROM owner) AS owner_ok, "
     "  ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $4::uuid AND agency_id = $3 "
     "    AND active AND role <> 'admin')) AS assignee_ok, "
     "  coalesce($6::date >= (SELECT (now() AT TIME ZONE time_zone)::date FROM subj), true) "
@@ -401,13 +407,16 @@ void actions_get(struct http_req *r)
               "FROM shown GROUP BY subject_id, hub_id) g") " "                                      \
     "SELECT doc, _cursor FROM rows ORDER BY " order
 
+/* A cursor starts with its sort's letter and '|' (checked and cut off in actions_list): a
+ * cursor of one sort also parses as the other's, and gave 200 with a wrong page (review). */
 static const char list_created_sql[] = LIST_SQL(
-    "to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || a.id",
+    "'c|' || to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '|' || "
+    "a.id",
     "(a.created_at, a.id) < ((split_part($1, '|', 1) || 'Z')::timestamptz, "
     "split_part($1, '|', 2)::uuid)",
     "created_at DESC, id DESC");
 static const char list_due_sql[] = LIST_SQL(
-    "to_char(a.due_date, 'YYYY-MM-DD') || '|' || a.id",
+    "'d|' || to_char(a.due_date, 'YYYY-MM-DD') || '|' || a.id",
     "(a.due_date, a.id) > (split_part($1, '|', 1)::date, split_part($1, '|', 2)::uuid)",
     "due_date, id");
 /* clang-format on */
@@ -544,9 +553,15 @@ void actions_list(struct http_req *r)
         list_query_clear(&q);
         return;
     }
+    if (before != NULL && (before[0] != (q.due_sort ? 'd' : 'c') || before[1] != '|')) {
+        http_reply_error(r, 400, "before must be a cursor from a previous page of this list");
+        free(before);
+        list_query_clear(&q);
+        return;
+    }
     snprintf(lim, sizeof(lim), "%d", limit);
     char *ctx = audit_context(r);
-    const char *params[] = {before,
+    const char *params[] = {before != NULL ? before + 2 : NULL,
                             lim,
                             r->user->agency_id,
                             r->user->hub_ids,

@@ -53,15 +53,21 @@ static json_object *member(json_object *o, const char *key)
 }
 
 /* A date days from today (UTC), "YYYY-MM-DD". */
+/* The date days from today in the hubs' time zone (Europe/London, their default), as the
+ * server reckons due dates: in UTC, the hour after midnight in British summer time had
+ * "today" a day behind the server's (review). */
 static const char *day(int days)
 {
     static char buf[8][16];
     static int k;
-    time_t t = time(NULL) + (time_t)days * 86400;
-    struct tm tm;
-    gmtime_r(&t, &tm);
+    char sql[128], *v;
+    snprintf(sql, sizeof(sql),
+             "SELECT to_char((now() AT TIME ZONE 'Europe/London')::date + %d, 'YYYY-MM-DD')", days);
+    v = itest_sql_value(sql);
+    ck_assert_ptr_nonnull(v);
     char *out = buf[k++ % 8];
-    strftime(out, 16, "%Y-%m-%d", &tm);
+    snprintf(out, 16, "%s", v);
+    free(v);
     return out;
 }
 
@@ -364,6 +370,46 @@ START_TEST(bad_input_writes_nothing)
     itest_assert_problem(&r, 409, NULL);
     https_response_clear(&r);
     ck_assert_int_eq(sql_int("SELECT count(*) FROM actions WHERE subject_id = '%s'", other), 1);
+    /* the young person taken off a meeting, or the owner agency off their team, while an
+     * action is being recorded: it waits and is refused (review: the statement's checks
+     * read the rows as they were when it began, and the action was recorded) */
+    json_object *m2 = call(w.mgr, "POST", "/v1/meetings", mbody, 201);
+    static const struct {
+        const char *change, *field;
+    } races[] = {
+        {"UPDATE meetings SET updated_at = now() WHERE id = '%1$s'; DELETE FROM "
+         "meeting_subjects WHERE meeting_id = '%1$s' AND subject_id = '%2$s'; /* %3$s */",
+         "subject_id"},
+        {"/* meeting %1$s */ DELETE FROM subject_team WHERE subject_id = '%2$s' AND agency_id = "
+         "'%3$s';",
+         "owner_agency_id"},
+    };
+    for (size_t i = 0; i < sizeof(races) / sizeof(races[0]); i++) {
+        char change[512];
+        snprintf(change, sizeof(change), races[i].change, itest_jstr(m2, "id"), other, w.police);
+        snprintf(tag, sizeof(tag), "off-race-%zu-%.30s", i, itest_jstr(m2, "id"));
+        snprintf(hold, sizeof(hold), "BEGIN; %s SELECT pg_sleep(2); COMMIT;", change);
+        snprintf(path, sizeof(path), "/v1/meetings/%s/actions", itest_jstr(m2, "id"));
+        h = itest_hold_start(tag, hold);
+        itest_call(&a, w.mgr, "POST", path, body, &r); /* waits for the hold */
+        itest_hold_end(h);
+        itest_assert_problem(&r, 422, races[i].field);
+        https_response_clear(&r);
+        if (i == 0) { /* back on the meeting for the next round */
+            snprintf(change, sizeof(change),
+                     "INSERT INTO meeting_subjects (meeting_id, subject_id) VALUES ('%s', '%s')",
+                     itest_jstr(m2, "id"), other);
+            ck_assert_int_eq(itest_sql(change), 0);
+        }
+    }
+    snprintf(hold, sizeof(hold),
+             "INSERT INTO subject_team (subject_id, agency_id) VALUES "
+             "('%s', '%s')",
+             other, w.police);
+    ck_assert_int_eq(itest_sql(hold), 0);
+    ck_assert_int_eq(
+        sql_int("SELECT count(*) FROM actions WHERE meeting_id = '%s'", itest_jstr(m2, "id")), 0);
+    json_object_put(m2);
     /* a transition with a bad body changes nothing */
     snprintf(path, sizeof(path), "/v1/actions/%s/complete", itest_jstr(act, "id"));
     itest_call(&a, w.officer, "POST", path, "{\"note\":\"\"}", &r);
@@ -518,6 +564,24 @@ START_TEST(lists_filters_and_counts)
             break;
     }
     ck_assert_int_eq(seen, 7);
+    /* a cursor of one sort is refused by the other (it parsed as one, and gave a wrong page) */
+    char *cursors[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(q, sizeof(q), "/v1/actions?subject_id=%s&limit=2%s", s, k ? "&sort=due" : "");
+        o = call(w.mgr, "GET", q, NULL, 200);
+        ck_assert_ptr_nonnull(member(o, "next"));
+        cursors[k] = strdup(json_object_get_string(member(o, "next")));
+        json_object_put(o);
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(q, sizeof(q), "/v1/actions?subject_id=%s&limit=2&before=%s%s", s, cursors[k],
+                 k ? "" : "&sort=due");
+        call(w.mgr, "GET", q, NULL, 400);
+        snprintf(q, sizeof(q), "/v1/actions?subject_id=%s&limit=2&before=%s%s", s, cursors[k],
+                 k ? "&sort=due" : "");
+        json_object_put(call(w.mgr, "GET", q, NULL, 200));
+        free(cursors[k]);
+    }
     /* bad query parameters */
     call(w.mgr, "GET", "/v1/actions?status=late", NULL, 400);
     call(w.mgr, "GET", "/v1/actions?assignee=you", NULL, 400);
