@@ -151,14 +151,16 @@ static int csrf_ok(const struct http_req *r)
  * (a form's POST with no body passes the JSON-only rule). Machine clients send neither
  * header below; a browser sends Origin with every POST and, recent ones, Sec-Fetch-Site. So
  * a request signed in by certificate that may change something is refused when either says
- * it came from a page of another origin. */
+ * it came from a page of another origin. A read too when Sec-Fetch-Site says so (Origin is
+ * often missing on a GET): another site's page cannot see the reply, but an <img> of a
+ * young person's record would write an audit row saying its holder read it (review). */
 static int cert_cross_site(const struct http_req *r)
 {
-    if (r->route->method == METHOD_GET)
-        return 0;
     const char *site = http_header(r, "Sec-Fetch-Site");
     if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
         return 1;
+    if (r->route->method == METHOD_GET)
+        return 0;
     const char *origin = http_header(r, "Origin"), *host = http_header(r, "Host");
     if (origin == NULL)
         return 0;

@@ -38,9 +38,9 @@ enum auth_via { AUTH_VIA_TOKEN, AUTH_VIA_COOKIE, AUTH_VIA_CERTIFICATE };
 struct auth_user {
     char id[37];
     char username[65];
-    char display_name[201];
+    char display_name[4 * 200 + 1]; /* 200 characters of UTF-8, up to 4 bytes each */
     char agency_id[37];
-    char agency_name[201];
+    char agency_name[4 * 200 + 1];
     char agency_kind[16];
     int role;            /* enum role */
     char session_id[37]; /* "" when signed in by client certificate */

@@ -183,6 +183,9 @@ int res_page(struct http_req *r, int *limit, char **before)
             std[i] = b[i] == '-' ? '+' : b[i] == '_' ? '/' : b[i];
         memset(std + n, '=', pad);
         ok = n > 0 && n < 400 && util_unbase64(std, out, n + 4, &outlen) == 0;
+        /* what the server made is UTF-8 without NULs: anything else is not a cursor (and
+         * PostgreSQL refused the bytes with a 500; review) */
+        ok = ok && memchr(out, '\0', outlen) == NULL && json_utf8_valid((const char *)out);
         if (ok) {
             out[outlen] = '\0';
             *before = (char *)out;
