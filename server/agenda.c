@@ -66,7 +66,8 @@ static const char agenda_sql[] =
     "  FROM meetings m JOIN hubs h ON h.id = m.hub_id "
     "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), "
     "w0 AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, ms.since AS fixed, "
-        LAST_MET("s", "m.id", "m.ref") " AS last_met FROM m JOIN meeting_subjects ms ON "
+        LAST_MET("s", "m.id", "m.ref") " AS last_met, " LAST_MEETING("s.id", "m.id", "m.ref")
+        " AS prev FROM m JOIN meeting_subjects ms ON "
     "  ms.meeting_id = m.id JOIN subjects s ON s.id = ms.subject_id "
     "  WHERE " SUBJECT_VISIBLE("s", "$2", "$3") "), "
     "w AS (SELECT w0.*, coalesce(w0.fixed, w0.last_met, m.ref - interval '28 days') AS since "
@@ -79,7 +80,7 @@ static const char agenda_sql[] =
     "   FROM m, w JOIN intelligence i ON i.subject_id = w.id JOIN subjects s ON "
     "  s.id = i.subject_id WHERE " INTEL_VISIBLE("i", "s", "$2", "$3") " AND CASE WHEN "
     "  m.frozen THEN EXISTS (SELECT 1 FROM meeting_agenda_items ai WHERE ai.meeting_id = m.id "
-    "  AND ai.kind = 'intelligence' AND ai.record_id = i.id) ELSE i.created_at >= w.since AND "
+    "  AND ai.kind = 'intelligence' AND ai.record_id = i.id) ELSE " IN_WINDOW("i", "w.since", "w.prev") " AND "
     "  i.retracted_at IS NULL END "
     "UNION ALL SELECT 'meeting', NULL, m.doc || jsonb_build_object('reference_time', " TS("m.ref")
         ", 'frozen', m.frozen), NULL, NULL, " INTEL_NULLS " FROM m "
@@ -101,7 +102,8 @@ static const char agenda_sql[] =
 /* clang-format off */
 static const char suggest_sql[] =
     "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET("s", "NULL::uuid", "now()")
-        " AS last_met, (SELECT jsonb_build_object('id', nm.id, "
+        " AS last_met, " LAST_MEETING("s.id", "NULL::uuid", "now()") " AS prev, "
+    "  (SELECT jsonb_build_object('id', nm.id, "
     "  'title', nm.title, 'scheduled_for', " TS("nm.scheduled_for") ") FROM meetings nm JOIN "
     "  meeting_subjects nms ON nms.meeting_id = nm.id WHERE nms.subject_id = s.id AND "
     "  nm.status = 'scheduled' ORDER BY nm.scheduled_for < now() - interval '12 hours', "
@@ -115,7 +117,7 @@ static const char suggest_sql[] =
     "  " INTEL_COLUMNS("i")
     "   FROM ws JOIN intelligence i ON i.subject_id = ws.id JOIN subjects s ON "
     "  s.id = i.subject_id WHERE " INTEL_VISIBLE("i", "s", "$2", "$3") " AND "
-    "  i.created_at >= ws.since AND i.retracted_at IS NULL "
+    "  " IN_WINDOW("i", "ws.since", "ws.prev") " AND i.retracted_at IS NULL "
     "UNION ALL SELECT 'subject', ws.id, jsonb_build_object('subject', ws.doc, 'since', "
         TS("ws.since") ", 'last_discussed', " TS("ws.last_met") ", 'days_since_met', "
     "  extract(epoch FROM now() - ws.last_met) / 86400, 'next_meeting', ws.next_meeting), NULL, "

@@ -63,6 +63,26 @@ struct http_req;
         ".id), '[]')"
 /* clang-format on */
 
+/* The last meeting started before ref that the young person subject (an id) was on, other
+ * than meeting: its id, or NULL. */
+#define LAST_MEETING(subject, meeting, ref)                                                        \
+    "(SELECT pm.id FROM meeting_subjects pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE "    \
+    "pms.subject_id = " subject " AND pm.id IS DISTINCT FROM " meeting                             \
+    " AND pm.started_at IS NOT "                                                                   \
+    "NULL AND pm.started_at < " ref " ORDER BY pm.started_at DESC, pm.id DESC LIMIT 1)"
+
+/* Is intelligence item i in an agenda's window that starts at since, the start of the last
+ * meeting prev (NULL: none) that its young person was on? An item's created_at is when its
+ * transaction began, not when it committed: one posted just before prev started and
+ * committed just after was in neither prev's agenda (started before it could see it) nor
+ * the next one's (created before since), and so on no agenda at all (review). So the
+ * window reaches back an hour before since (no statement may run that long) for the items
+ * prev's agenda does not hold. */
+#define IN_WINDOW(i, since, prev)                                                                  \
+    "(" i ".created_at >= " since " OR (" prev " IS NOT NULL AND " i ".created_at >= " since       \
+    " - interval '1 hour' AND NOT EXISTS (SELECT 1 FROM meeting_agenda_items pa WHERE "            \
+    "pa.meeting_id = " prev " AND pa.kind = 'intelligence' AND pa.record_id = " i ".id)))"
+
 /* The meeting document (text of MEETING_DOC) as user u may see it: only the young people
  * (with their minutes and actions) u may see. Owned; NULL if the text is not JSON. */
 json_object *meeting_render(const char *doc, const struct auth_user *u);

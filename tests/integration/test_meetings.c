@@ -737,6 +737,58 @@ START_TEST(formats_escape_everything)
 }
 END_TEST
 
+/* An item posted as a meeting starts, committed just after: not on that meeting's agenda (it
+ * could not see it), but on the next one's. Its created_at, when its transaction began, is
+ * before the first meeting's start: with the window "created since the last meeting" it was
+ * on no agenda at all (review). */
+START_TEST(an_item_committed_as_a_meeting_starts_is_on_the_next_agenda)
+{
+    char team[128], subjects[96], invited[96], path[128];
+    snprintf(team, sizeof(team), "[\"%s\"]", w.police);
+    char *c = new_subject("Late", team);
+    char *first = post_intel(w.officer, c, "cse_concern", "high", "Before the first meeting", "");
+    snprintf(subjects, sizeof(subjects), "[\"%s\"]", c);
+    snprintf(invited, sizeof(invited), "[\"%s\"]", w.police);
+    char *m1 = new_meeting_on(-1, subjects, invited);
+    char tag[64], hold[1024];
+    snprintf(tag, sizeof(tag), "late-item-%.36s", m1);
+    snprintf(hold, sizeof(hold),
+             "BEGIN; INSERT INTO intelligence (subject_id, author_id, author_agency_id, category, "
+             "summary, occurred_at, risk_level, grading_scheme, grading_source, "
+             "grading_assessment, handling) SELECT subject_id, author_id, author_agency_id, "
+             "category, 'Committed as the meeting started', occurred_at, risk_level, "
+             "grading_scheme, grading_source, grading_assessment, handling FROM intelligence "
+             "WHERE id = '%s'; SELECT pg_sleep(2); COMMIT;",
+             first);
+    struct itest_hold *h = itest_hold_start(tag, hold);
+    snprintf(path, sizeof(path), "/v1/meetings/%s/start", m1);
+    json_object_put(call(w.mgr, "POST", path, NULL, 200)); /* while the item is uncommitted */
+    itest_hold_end(h);
+    json_object *ag = agenda(w.mgr, m1), *e = entry(ag, c);
+    ck_assert_ptr_nonnull(e);
+    ck_assert(has_summary(member(e, "worried_about"), "Before the first meeting"));
+    ck_assert(!has_summary(member(e, "worried_about"), "Committed as the meeting started"));
+    json_object_put(ag);
+    char *m2 = new_meeting_on(1, subjects, invited);
+    for (int started = 0; started < 2; started++) { /* live, then fixed at its start */
+        ag = agenda(w.mgr, m2);
+        e = entry(ag, c);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_msg(has_summary(member(e, "worried_about"), "Committed as the meeting started"),
+                      "%s", json_object_to_json_string(e));
+        ck_assert(!has_summary(member(e, "worried_about"), "Before the first meeting"));
+        json_object_put(ag);
+        snprintf(path, sizeof(path), "/v1/meetings/%s/start", m2);
+        if (!started)
+            json_object_put(call(w.mgr, "POST", path, NULL, 200));
+    }
+    free(m2);
+    free(m1);
+    free(first);
+    free(c);
+}
+END_TEST
+
 START_TEST(suggestions_rank_with_reasons)
 {
     char team[256], path[256];
@@ -865,6 +917,7 @@ Suite *meetings_suite(void)
     tcase_add_test(tc, a_start_sees_a_young_person_added_while_it_waited);
     tcase_add_test(tc, formats_escape_everything);
     tcase_add_test(tc, suggestions_rank_with_reasons);
+    tcase_add_test(tc, an_item_committed_as_a_meeting_starts_is_on_the_next_agenda);
     tcase_add_test(tc, agenda_round_trips_are_constant);
     suite_add_tcase(s, tc);
     return s;
