@@ -645,7 +645,7 @@ static const char start_sql[] =
     "  FROM meetings m WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") " FOR UPDATE), "
     "u AS (UPDATE meetings SET status = 'started', started_at = now(), started_by = $4, "
     "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'scheduled' "
-    "  AND m.chair_id = $4 AND m.fresh RETURNING meetings.*), "
+    "  AND m.chair_id = $4 AND m.hub_id = ANY($3::uuid[]) AND m.fresh RETURNING meetings.*), "
     "win AS (SELECT ms.subject_id, coalesce((SELECT max(pm.started_at) FROM meeting_subjects "
     "  pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE pms.subject_id = ms.subject_id "
     "  AND pm.id <> u.id AND pm.started_at IS NOT NULL), u.started_at - interval '28 days') "
@@ -666,7 +666,7 @@ static const char start_sql[] =
     "  SELECT 'meeting.started', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.start'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
-    " SELECT m.chair_id = $4, m.status, u.id, m.fresh FROM m LEFT JOIN u ON u.id = m.id";
+    " SELECT m.chair_id = $4 AND m.hub_id = ANY($3::uuid[]), m.status, u.id, m.fresh FROM m LEFT JOIN u ON u.id = m.id";
 /* clang-format on */
 
 /* clang-format off */
@@ -675,12 +675,12 @@ static const char close_sql[] =
         " FOR UPDATE), "
     "u AS (UPDATE meetings SET status = 'closed', closed_at = now(), closed_by = $4, "
     "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'started' "
-    "  AND m.chair_id = $4 RETURNING meetings.*), "
+    "  AND m.chair_id = $4 AND m.hub_id = ANY($3::uuid[]) RETURNING meetings.*), "
     "ev AS (INSERT INTO event_queue (type, hub_id, record_id) "
     "  SELECT 'meeting.closed', u.hub_id, u.id FROM u), "
         AUDIT_CTE("$5", "'meeting.close'", "'ok'", "'meeting'", "u.id::text", "NULL", "u.hub_id",
                   ", u")
-    " SELECT m.chair_id = $4, m.status, u.id, true FROM m LEFT JOIN u ON u.id = m.id";
+    " SELECT m.chair_id = $4 AND m.hub_id = ANY($3::uuid[]), m.status, u.id, true FROM m LEFT JOIN u ON u.id = m.id";
 /* clang-format on */
 
 static void transitioned(struct http_req *r, enum db_status st, PGresult *res)
@@ -692,7 +692,9 @@ static void transitioned(struct http_req *r, enum db_status st, PGresult *res)
     if (PQntuples(res) == 0)
         http_reply_error(r, 404, "there is no such record");
     else if (PQgetvalue(res, 0, 0)[0] != 't')
-        http_reply_error(r, 403, "only the meeting's chair may start or close it");
+        http_reply_error(r, 403,
+                         "only the meeting's chair, while a manager of its hub, may start "
+                         "or close it");
     else if (PQgetisnull(res, 0, 2) && PQgetvalue(res, 0, 3)[0] != 't') {
         if (!res_query_again(r, PATCH_TRIES)) /* changed meanwhile: nothing written */
             http_reply_error(r, 409, "this meeting is being changed by someone else; try again");

@@ -737,6 +737,38 @@ START_TEST(formats_escape_everything)
 }
 END_TEST
 
+/* A chair who no longer manages the meeting's hub, but still sees the meeting (their agency
+ * is invited), may not start or close it: the chair must be a manager of the hub, and a
+ * PATCH already required it (review). */
+START_TEST(a_chair_who_no_longer_manages_the_hub_cannot_start)
+{
+    char *uid = NULL,
+         *chair = itest_new_user(&srv, w.admin, w.hub_agency, "hub_manager", w.hub, &uid);
+    char invited[96], path[128], body[128];
+    snprintf(invited, sizeof(invited), "[\"%s\"]", w.hub_agency);
+    char mbody[512];
+    snprintf(mbody, sizeof(mbody),
+             "{\"hub_id\":\"%s\",\"title\":\"Chair moves\",\"scheduled_for\":\"%s\","
+             "\"invited_agencies\":%s}",
+             w.hub, when(1), invited);
+    json_object *m = call(chair, "POST", "/v1/meetings", mbody, 201);
+    snprintf(path, sizeof(path), "/v1/users/%s", uid);
+    snprintf(body, sizeof(body), "{\"hub_ids\":[\"%s\"]}", w.hub2);
+    json_object_put(call(w.admin, "PATCH", path, body, 200));
+    snprintf(path, sizeof(path), "/v1/meetings/%s", itest_jstr(m, "id"));
+    json_object_put(call(chair, "GET", path, NULL, 200)); /* still sees it: agency invited */
+    snprintf(path, sizeof(path), "/v1/meetings/%s/start", itest_jstr(m, "id"));
+    call(chair, "POST", path, NULL, 403);
+    snprintf(path, sizeof(path), "/v1/meetings/%s", itest_jstr(m, "id"));
+    json_object *now = call(w.mgr, "GET", path, NULL, 200);
+    ck_assert_str_eq(itest_jstr(now, "status"), "scheduled");
+    json_object_put(now);
+    json_object_put(m);
+    free(chair);
+    free(uid);
+}
+END_TEST
+
 /* An item posted as a meeting starts, committed just after: not on that meeting's agenda (it
  * could not see it), but on the next one's. Its created_at, when its transaction began, is
  * before the first meeting's start: with the window "created since the last meeting" it was
@@ -918,6 +950,7 @@ Suite *meetings_suite(void)
     tcase_add_test(tc, formats_escape_everything);
     tcase_add_test(tc, suggestions_rank_with_reasons);
     tcase_add_test(tc, an_item_committed_as_a_meeting_starts_is_on_the_next_agenda);
+    tcase_add_test(tc, a_chair_who_no_longer_manages_the_hub_cannot_start);
     tcase_add_test(tc, agenda_round_trips_are_constant);
     suite_add_tcase(s, tc);
     return s;
