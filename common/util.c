@@ -76,6 +76,7 @@ int util_cookie_get(const char *header, const char *name, char *out, size_t cap)
 {
     size_t nlen = strlen(name);
     const char *p = header;
+    int bad = 0;
     while (p != NULL && *p != '\0') {
         while (*p == ' ' || *p == '\t' || *p == ';')
             p++;
@@ -93,10 +94,11 @@ int util_cookie_get(const char *header, const char *name, char *out, size_t cap)
                 out[vlen] = '\0';
                 return (int)vlen;
             }
+            bad |= vlen > 0;
         }
         p = end;
     }
-    return -1;
+    return bad ? -2 : -1;
 }
 
 int util_parse_date(const char *s, int *y, int *m, int *d)

@@ -19,8 +19,9 @@ uint64_t util_now_ms(void);
 /* Constant-time comparison; 1 if equal. */
 int util_equal_ct(const void *a, const void *b, size_t len);
 /* The value of cookie name in a Cookie header ("a=1; raise_session=xyz"; spaces and tabs
- * around pairs are ignored; a value in double quotes loses them; the first match wins), into
- * out. Its length, or -1 if absent, malformed or longer than cap - 1. */
+ * around pairs are ignored; a value in double quotes loses them; the first usable match
+ * wins), into out. Its length; -1 if absent or empty; -2 if there but unusable (a quote
+ * inside, or longer than cap - 1). */
 int util_cookie_get(const char *header, const char *name, char *out, size_t cap);
 /* A calendar date "YYYY-MM-DD" (a real day, leap years included): 0 and its parts, else -1. */
 int util_parse_date(const char *s, int *y, int *m, int *d);

@@ -283,6 +283,12 @@ void auth_dispatch(struct http_req *r)
     }
     char cookie[LIMIT_TOKEN_MAX + 1];
     int n = http_cookie(r, AUTH_COOKIE, cookie, sizeof(cookie));
+    if (n == -2) { /* sent, but no session's (too long, a quote): as a dead cookie, not as none
+                    * (it fell through to a client certificate, and was never cleared) */
+        http_add_header(r, "Set-Cookie", AUTH_COOKIE_CLEAR);
+        unauthorized(r, "the credentials are missing, expired or revoked; sign in again");
+        return;
+    }
     if (n >= 0) {
         auth_csrf_token(cookie, r->auth_csrf);
         if (n < LIMIT_TOKEN_MIN) {

@@ -588,14 +588,16 @@ int http_cookie(const struct http_req *r, const char *name, char *out, size_t ca
     if (r->ev == NULL)
         return -1;
     struct evkeyvalq *h = evhttp_request_get_input_headers(r->ev);
+    int bad = 0;
     for (struct evkeyval *kv = TAILQ_FIRST(h); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
         if (strcasecmp(kv->key, "Cookie") != 0)
             continue;
         int n = util_cookie_get(kv->value, name, out, cap);
         if (n >= 0)
             return n;
+        bad |= n == -2;
     }
-    return -1;
+    return bad ? -2 : -1;
 }
 
 const char *http_body(struct http_req *r, size_t *len)

@@ -9,7 +9,7 @@
 
 static const struct {
     const char *header;
-    int want; /* length, or -1 */
+    int want; /* length, -1 (absent or empty) or -2 (unusable) */
     const char *value;
 } cookies[] = {
     {"raise_session=abc", 3, "abc"},
@@ -25,11 +25,13 @@ static const struct {
     {"raise_session=", -1, NULL},
     {"raise_session=; raise_session=abc", 3, "abc"},
     {"raise_session", -1, NULL},
-    {"raise_session=\"", -1, NULL},
-    {"raise_session=a\"b", -1, NULL},
+    {"raise_session=\"", -2, NULL},
+    {"raise_session=a\"b", -2, NULL},
+    {"raise_session=a\"b; raise_session=abc", 3, "abc"},
     {"", -1, NULL},
     {";;;", -1, NULL},
-    {"raise_session=0123456789", -1, NULL}, /* longer than the buffer of 8 */
+    {"raise_session=0123456789", -2, NULL}, /* longer than the buffer of 8 */
+    {"raise_session=\"\"", -1, NULL},       /* empty, in quotes */
 };
 
 START_TEST(cookie_table)
