@@ -9,7 +9,7 @@
 #define LIMIT_BODY_SMALL          (16 * 1024)   /* default per-route body limit */
 #define LIMIT_BODY_NONE           0             /* routes that take no body */
 #define LIMIT_BODY_MEETING        (512 * 1024)  /* a meeting's attendance and minutes */
-#define LIMIT_BODY_INTEL          (192 * 1024)  /* an intelligence item, every field at its limit escaped */
+#define LIMIT_BODY_INTEL          (192 * 1024)  /* an intelligence item, all fields escaped */
 #define LIMIT_CONNECTIONS_DEFAULT 4096          /* open connections per process */
 #define LIMIT_REQUEST_TIMEOUT_S   30            /* read/write timeout on a connection */
 #define LIMIT_SHUTDOWN_TIMEOUT_S  10            /* graceful stop waits this long at most */
