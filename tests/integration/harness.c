@@ -395,11 +395,11 @@ char *itest_new_admin(const struct itest_server *s)
     return token;
 }
 
-static char *create_id(const struct itest_server *s, const char *admin, const char *path,
-                       const char *body)
+char *itest_create(const struct itest_server *s, const char *token, const char *path,
+                   const char *body)
 {
     struct https_response r = {0};
-    itest_call(s, admin, "POST", path, body, &r);
+    itest_call(s, token, "POST", path, body, &r);
     ck_assert_msg(r.status == 201, "POST %s: %d %s", path, r.status, r.body);
     json_object *o = itest_json(&r);
     char *id = xstrdup(itest_jstr(o, "id"));
@@ -413,7 +413,7 @@ char *itest_new_agency(const struct itest_server *s, const char *admin, const ch
     char body[256];
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"kind\":\"%s\"}", itest_unique("Agency "),
              kind);
-    return create_id(s, admin, "/v1/agencies", body);
+    return itest_create(s, admin, "/v1/agencies", body);
 }
 
 char *itest_new_hub(const struct itest_server *s, const char *admin)
@@ -421,7 +421,7 @@ char *itest_new_hub(const struct itest_server *s, const char *admin)
     char body[256];
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"local_authority\":\"Testshire\"}",
              itest_unique("Hub "));
-    return create_id(s, admin, "/v1/hubs", body);
+    return itest_create(s, admin, "/v1/hubs", body);
 }
 
 char *itest_new_user(const struct itest_server *s, const char *admin, const char *agency_id,
@@ -439,7 +439,7 @@ char *itest_new_user(const struct itest_server *s, const char *admin, const char
                  "{\"username\":\"%s\",\"display_name\":\"Test %s\",\"agency_id\":\"%s\","
                  "\"role\":\"%s\",\"password\":\"long enough secret\"}",
                  name, role, agency_id, role);
-    char *id = create_id(s, admin, "/v1/users", body);
+    char *id = itest_create(s, admin, "/v1/users", body);
     if (user_id != NULL)
         *user_id = id;
     else

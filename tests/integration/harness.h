@@ -82,6 +82,9 @@ void itest_assert_problem(const struct https_response *r, int status, const char
 char *itest_login(const struct itest_server *s, const char *username, const char *password);
 /* Make a fresh admin with the CLI; returns its token (owned). */
 char *itest_new_admin(const struct itest_server *s);
+/* POST body to path as token, which must answer 201; the new record's id (owned). */
+char *itest_create(const struct itest_server *s, const char *token, const char *path,
+                   const char *body);
 /* Create an agency (kind), returns its id (owned). */
 char *itest_new_agency(const struct itest_server *s, const char *admin, const char *kind);
 /* Create a hub; returns its id (owned). */
