@@ -47,12 +47,6 @@
     "ta.name, 'kind', ta.kind) ORDER BY ta.name) FROM subject_team st JOIN agencies ta ON "        \
     "ta.id = st.agency_id WHERE st.subject_id = " s ".id), '[]'))"
 
-/* The young person's last RAISE discussion before the reference time ref. */
-#define LAST_MET(s, meeting, ref)                                                                  \
-    "(SELECT max(pm.started_at) FROM meeting_subjects pms JOIN meetings pm ON pm.id = "            \
-    "pms.meeting_id WHERE pms.subject_id = " s ".id AND pm.id IS DISTINCT FROM " meeting           \
-    " AND pm.started_at IS NOT NULL AND pm.started_at < " ref ")"
-
 /* Overdue at the reference time: due before that day (hub time zone) and still open then. */
 #define OVERDUE_AT(a, ref, tz)                                                                     \
     "(" a ".due_date < (" ref " AT TIME ZONE " tz ")::date AND (" a ".status = 'open' OR "         \
@@ -66,7 +60,7 @@ static const char agenda_sql[] =
     "  FROM meetings m JOIN hubs h ON h.id = m.hub_id "
     "  WHERE m.id = $1 AND " MEETING_VISIBLE("m", "$2", "$3") "), "
     "w0 AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, ms.since AS fixed, "
-        LAST_MET("s", "m.id", "m.ref") " AS last_met, " LAST_MEETING("s.id", "m.id", "m.ref")
+        LAST_MET("s.id", "m.id", "m.ref") " AS last_met, " LAST_MEETING("s.id", "m.id", "m.ref")
         " AS prev FROM m JOIN meeting_subjects ms ON "
     "  ms.meeting_id = m.id JOIN subjects s ON s.id = ms.subject_id "
     "  WHERE " SUBJECT_VISIBLE("s", "$2", "$3") "), "
@@ -101,7 +95,7 @@ static const char agenda_sql[] =
  * next), else the last scheduled one before that, never started (not the oldest of those). */
 /* clang-format off */
 static const char suggest_sql[] =
-    "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET("s", "NULL::uuid", "now()")
+    "WITH w AS (SELECT s.id, " SUBJECT_DOC("s") " AS doc, " LAST_MET("s.id", "NULL::uuid", "now()")
         " AS last_met, " LAST_MEETING("s.id", "NULL::uuid", "now()") " AS prev, "
     "  (SELECT jsonb_build_object('id', nm.id, "
     "  'title', nm.title, 'scheduled_for', " TS("nm.scheduled_for") ") FROM meetings nm JOIN "

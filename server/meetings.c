@@ -646,10 +646,8 @@ static const char start_sql[] =
     "u AS (UPDATE meetings SET status = 'started', started_at = now(), started_by = $4, "
     "  updated_at = now() FROM m WHERE meetings.id = m.id AND m.status = 'scheduled' "
     "  AND m.chair_id = $4 AND m.hub_id = ANY($3::uuid[]) AND m.fresh RETURNING meetings.*), "
-    "win AS (SELECT ms.subject_id, coalesce((SELECT max(pm.started_at) FROM meeting_subjects "
-    "  pms JOIN meetings pm ON pm.id = pms.meeting_id WHERE pms.subject_id = ms.subject_id "
-    "  AND pm.id <> u.id AND pm.started_at IS NOT NULL), u.started_at - interval '28 days') "
-    "  AS since, " LAST_MEETING("ms.subject_id", "u.id", "u.started_at") " AS prev, u.id AS meeting_id "
+    "win AS (SELECT ms.subject_id, coalesce(" LAST_MET("ms.subject_id", "u.id", "u.started_at")
+    ", u.started_at - interval '28 days') AS since, " LAST_MEETING("ms.subject_id", "u.id", "u.started_at") " AS prev, u.id AS meeting_id "
     "  FROM u JOIN meeting_subjects ms ON ms.meeting_id = u.id), "
     "fix AS (UPDATE meeting_subjects SET since = win.since FROM win WHERE "
     "  meeting_subjects.meeting_id = win.meeting_id AND "

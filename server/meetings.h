@@ -71,6 +71,10 @@ struct http_req;
     " AND pm.started_at IS NOT "                                                                   \
     "NULL AND pm.started_at < " ref " ORDER BY pm.started_at DESC, pm.id DESC LIMIT 1)"
 
+/* The young person's last RAISE discussion before ref: when that meeting started, or NULL. */
+#define LAST_MET(subject, meeting, ref)                                                            \
+    "(SELECT started_at FROM meetings WHERE id = " LAST_MEETING(subject, meeting, ref) ")"
+
 /* Is intelligence item i in an agenda's window that starts at since, the start of the last
  * meeting prev (NULL: none) that its young person was on? An item's created_at is when its
  * transaction began, not when it committed: one posted just before prev started and
